@@ -1,0 +1,1 @@
+//! qa-sentinel HTTP API: router, auth, middleware, metrics, health, OpenAPI.

@@ -1,0 +1,30 @@
+//! The `qa-sentinel` binary: a thin command-line layer over the library crates.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// qa-sentinel: website quality checks (broken links, visual regressions) as a service and a CLI.
+#[derive(Debug, Parser)]
+#[command(name = "qa-sentinel", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a site for broken links, without a server (for terminals and CI pipelines).
+    Check(commands::check::CheckArgs),
+    /// Compare two PNG screenshots (exit 0: match, 1: differ, 2: error).
+    Diff(commands::diff::DiffArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(args) => commands::check::run(args),
+        Command::Diff(args) => commands::diff::run(args),
+    }
+}

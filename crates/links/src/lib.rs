@@ -1,0 +1,1 @@
+//! qa-sentinel broken-links engine: crawler, streaming link extractor, link checker, reports.

@@ -1,0 +1,1 @@
+//! qa-sentinel resilience primitives: circuit breaker, load balancer, retry backoff.

@@ -1,0 +1,1 @@
+//! qa-sentinel test helpers: servers for test sites, database fixtures, process control.

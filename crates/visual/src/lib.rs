@@ -1,0 +1,1 @@
+//! qa-sentinel visual regression: Chromium browser pool over DevTools, stable captures, baselines.
