@@ -1,1 +1,24 @@
-//! qa-sentinel caches and shared limits: multi-level cache (in-process L1, Redis L2), permission and scan-result caches, rate limiter, distributed lock.
+//! Caches and shared limits of qa-sentinel.
+//!
+//! - [`TtlCache`]: the in-process L1 (bounded, per-entry lifetime, age refreshed on read).
+//! - [`Tiered`]: a typed multi-level cache: L1, then an optional shared L2 ([`RemoteCache`],
+//!   Redis in distributed mode), then a load function, with per-process single-flight so that
+//!   one key missing everywhere is computed once however many requests ask at once.
+//! - [`RateLimiter`]: fixed-window request limits per client.
+//! - [`SiteVersions`]: per-site version numbers that make "drop every cached result of this
+//!   site" an O(1) operation (keys carry the version; old versions simply stop being read and
+//!   expire), instead of the guide's `KEYS scan:{site}:*`, which blocks Redis.
+
+mod l1;
+mod ratelimit;
+mod remote;
+mod stats;
+mod tiered;
+mod versions;
+
+pub use l1::TtlCache;
+pub use ratelimit::{LocalRateLimiter, RateDecision, RateLimiter};
+pub use remote::{RemoteCache, RemoteError};
+pub use stats::{CacheStats, CacheStatsSnapshot};
+pub use tiered::{CacheKey, Tiered};
+pub use versions::{LocalSiteVersions, SiteVersions};

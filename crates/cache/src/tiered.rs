@@ -1,0 +1,273 @@
+//! The typed multi-level cache.
+
+use crate::l1::TtlCache;
+use crate::remote::RemoteCache;
+use crate::stats::CacheStats;
+use dashmap::DashMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// A key of a [`Tiered`] cache: typed for L1 (no formatting on the hot path), rendered to a
+/// string only when the shared L2 is consulted.
+pub trait CacheKey: Eq + Hash + Clone + Send + Sync + 'static {
+    /// The L2 key (without the backend's global prefix), e.g. `perm:{user}:{site}`.
+    fn remote_key(&self) -> String;
+}
+
+/// L1 → L2 → load, with per-process single-flight on misses.
+pub struct Tiered<K, V> {
+    name: &'static str,
+    l1: TtlCache<K, V>,
+    remote: Option<Arc<dyn RemoteCache>>,
+    stats: Arc<CacheStats>,
+    inflight: DashMap<K, Arc<OnceCell<V>>>,
+}
+
+impl<K: CacheKey, V: Clone> std::fmt::Debug for Tiered<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tiered")
+            .field("name", &self.name)
+            .field("l1", &self.l1)
+            .finish()
+    }
+}
+
+impl<K, V> Tiered<K, V>
+where
+    K: CacheKey,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    /// A cache named `name` (for metrics), with an L1 of `capacity` entries that die after
+    /// `idle` without a read, and an optional shared L2.
+    #[must_use]
+    pub fn new(
+        name: &'static str,
+        capacity: u64,
+        idle: Duration,
+        remote: Option<Arc<dyn RemoteCache>>,
+    ) -> Self {
+        Self {
+            name,
+            l1: TtlCache::new(capacity, Some(idle)),
+            remote,
+            stats: Arc::new(CacheStats::default()),
+            inflight: DashMap::new(),
+        }
+    }
+
+    /// The cache's name.
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its counters.
+    #[must_use]
+    pub fn stats(&self) -> &Arc<CacheStats> {
+        &self.stats
+    }
+
+    /// Whether a shared L2 is configured.
+    #[must_use]
+    pub fn has_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// The L1 only (no L2 round trip): the fast path for values that are always written
+    /// through this process or that may be slightly stale.
+    pub fn get_local(&self, key: &K) -> Option<V> {
+        let v = self.l1.get(key);
+        if v.is_some() {
+            self.stats.l1_hit();
+        }
+        v
+    }
+
+    /// Looks a key up in L1, then L2 (filling L1). No load on a miss.
+    pub async fn get(&self, key: &K, ttl: Duration) -> Option<V> {
+        if let Some(v) = self.l1.get(key) {
+            self.stats.l1_hit();
+            return Some(v);
+        }
+        if let Some(v) = self.get_remote(key).await {
+            self.stats.l2_hit();
+            self.l1.insert(key.clone(), v.clone(), ttl);
+            return Some(v);
+        }
+        self.stats.miss();
+        None
+    }
+
+    async fn get_remote(&self, key: &K) -> Option<V> {
+        let remote = self.remote.as_ref()?;
+        match remote.get(&key.remote_key()).await {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(cache = self.name, error = %e, "undecodable L2 entry ignored");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                self.stats.l2_error();
+                tracing::debug!(cache = self.name, error = %e, "L2 read failed; continuing without it");
+                None
+            }
+        }
+    }
+
+    /// Looks a key up in L1, then L2, else runs `load` and stores its value in both levels
+    /// (`ttl` is the entry's lifetime; L1 also drops it after its idle time). Concurrent
+    /// misses of one key in this process share a single load.
+    pub async fn get_or_load<E, F, Fut>(&self, key: &K, ttl: Duration, load: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        if let Some(v) = self.l1.get(key) {
+            self.stats.l1_hit();
+            return Ok(v);
+        }
+        let cell = self
+            .inflight
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(OnceCell::new()))
+            .clone();
+        let result = cell
+            .get_or_try_init(|| async {
+                if let Some(v) = self.get_remote(key).await {
+                    self.stats.l2_hit();
+                    self.l1.insert(key.clone(), v.clone(), ttl);
+                    return Ok(v);
+                }
+                let v = load().await?;
+                self.stats.load();
+                self.store(key, &v, ttl).await;
+                Ok(v)
+            })
+            .await
+            .cloned();
+        self.inflight.remove_if(key, |_, c| Arc::ptr_eq(c, &cell));
+        result
+    }
+
+    /// Stores a value in both levels.
+    pub async fn insert(&self, key: &K, value: V, ttl: Duration) {
+        self.store(key, &value, ttl).await;
+    }
+
+    async fn store(&self, key: &K, value: &V, ttl: Duration) {
+        self.l1.insert(key.clone(), value.clone(), ttl);
+        if let Some(remote) = &self.remote {
+            match serde_json::to_vec(value) {
+                Ok(bytes) => {
+                    if let Err(e) = remote.set(&key.remote_key(), &bytes, ttl).await {
+                        self.stats.l2_error();
+                        tracing::debug!(cache = self.name, error = %e, "L2 write failed");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(cache = self.name, error = %e, "value not serialisable for L2")
+                }
+            }
+        }
+    }
+
+    /// Stores a value in L1 only.
+    pub fn insert_local(&self, key: K, value: V, ttl: Duration) {
+        self.l1.insert(key, value, ttl);
+    }
+
+    /// Drops a key from both levels.
+    pub async fn invalidate(&self, key: &K) {
+        self.l1.remove(key);
+        if let Some(remote) = &self.remote {
+            if let Err(e) = remote.del(&key.remote_key()).await {
+                self.stats.l2_error();
+                tracing::debug!(cache = self.name, error = %e, "L2 delete failed");
+            }
+        }
+    }
+
+    /// Drops a key from L1 only (another process already changed L2).
+    pub fn invalidate_local(&self, key: &K) {
+        self.l1.remove(key);
+    }
+
+    /// Drops every L1 entry for which `keep` is false.
+    pub fn retain_local(&self, keep: impl Fn(&K, &V) -> bool) {
+        self.l1.retain(keep);
+    }
+
+    /// Entries in L1.
+    #[must_use]
+    pub fn local_len(&self) -> usize {
+        self.l1.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Clone, PartialEq, Eq, Hash)]
+    struct K(u32);
+    impl CacheKey for K {
+        fn remote_key(&self) -> String {
+            format!("k:{}", self.0)
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_load_once() {
+        let cache: Arc<Tiered<K, u32>> =
+            Arc::new(Tiered::new("t", 100, Duration::from_secs(60), None));
+        let loads = Arc::new(AtomicU32::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (cache, loads) = (cache.clone(), loads.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_load(&K(1), Duration::from_secs(60), || async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, ()>(7)
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Ok(7));
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        let s = cache.stats().snapshot();
+        assert_eq!(s.loads, 1);
+    }
+
+    #[tokio::test]
+    async fn failed_load_is_not_cached() {
+        let cache: Tiered<K, u32> = Tiered::new("t", 100, Duration::from_secs(60), None);
+        let r = cache
+            .get_or_load(&K(1), Duration::from_secs(60), || async {
+                Err::<u32, _>("down")
+            })
+            .await;
+        assert_eq!(r, Err("down"));
+        let r = cache
+            .get_or_load(&K(1), Duration::from_secs(60), || async {
+                Ok::<_, &str>(3)
+            })
+            .await;
+        assert_eq!(r, Ok(3));
+        assert_eq!(cache.get_local(&K(1)), Some(3));
+        cache.invalidate(&K(1)).await;
+        assert_eq!(cache.get_local(&K(1)), None);
+    }
+}
