@@ -1,0 +1,200 @@
+//! Request extractors: the authenticated caller, JSON bodies with a size limit, ids in paths
+//! and pagination parameters — each rejecting with an [`ApiError`] that names the field.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
+use sentinel_core::page::{DEFAULT_LIMIT, MAX_LIMIT};
+use sentinel_core::{Cursor, Principal};
+use std::str::FromStr;
+
+/// Set by the rate limiter when it already resolved the request's API key, so the handler
+/// does not look it up again.
+#[derive(Clone, Debug)]
+pub(crate) struct Authenticated(pub Principal);
+
+/// The bearer token of a request, if it has a well-formed `Authorization: Bearer …`.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
+        .then_some(token)
+}
+
+/// The authenticated caller. 401 when the key is missing or unknown.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(Authenticated(p)) = parts.extensions.get::<Authenticated>() {
+            return Ok(Self(p.clone()));
+        }
+        if parts.headers.get(header::AUTHORIZATION).is_none() {
+            return Err(ApiError::unauthorized(
+                "Missing API key (Authorization: Bearer <key>)",
+            ));
+        }
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized("Malformed Authorization header (expected Bearer <key>)")
+        })?;
+        match state.access().authenticate(token).await? {
+            Some(p) => Ok(Self(p)),
+            None => Err(ApiError::unauthorized("Invalid API key")),
+        }
+    }
+}
+
+/// A JSON request body as bytes: checks the content type and the size limit (413), so that
+/// handlers can parse into their own types and report every violated field.
+#[derive(Debug)]
+pub(crate) struct JsonBytes(pub Bytes);
+
+impl FromRequest<AppState> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.settings().http.body_limit_bytes;
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        let is_json = mime.eq_ignore_ascii_case("application/json")
+            || (mime.starts_with("application/") && mime.ends_with("+json"));
+        if !is_json {
+            return Err(ApiError {
+                details: vec![sentinel_core::FieldError {
+                    field: "Content-Type".into(),
+                    reason: "must be application/json".into(),
+                }],
+                ..ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    "Request body must be JSON (Content-Type: application/json)",
+                )
+            });
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large(limit));
+        }
+        match axum::body::to_bytes(req.into_body(), limit).await {
+            Ok(b) => Ok(Self(b)),
+            Err(e) => {
+                if is_length_limit(&e) {
+                    Err(too_large(limit))
+                } else {
+                    Err(ApiError::field("body", format!("could not be read: {e}")))
+                }
+            }
+        }
+    }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError {
+        details: vec![sentinel_core::FieldError {
+            field: "body".into(),
+            reason: format!("must be at most {limit} bytes"),
+        }],
+        ..ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "Request body too large",
+        )
+    }
+}
+
+/// Parses a path segment into an id, or 400 naming the parameter.
+pub(crate) fn parse_id<T: FromStr>(raw: &str, field: &str) -> Result<T, ApiError> {
+    if raw.len() != 36 {
+        return Err(ApiError::field(field, "must be a UUID"));
+    }
+    raw.parse::<T>()
+        .map_err(|_| ApiError::field(field, "must be a UUID"))
+}
+
+/// `?limit=&cursor=` of a listing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageParams {
+    pub limit: u32,
+    pub cursor: Option<Cursor>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let mut errors = sentinel_core::ValidationErrors::new();
+        let mut limit = DEFAULT_LIMIT;
+        let mut cursor = None;
+        for (k, v) in url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+            match k.as_ref() {
+                "limit" => match v.parse::<u32>() {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                    _ => errors.add(
+                        "limit",
+                        format!("must be an integer between 1 and {MAX_LIMIT}"),
+                    ),
+                },
+                "cursor" => match Cursor::decode(&v) {
+                    Some(c) => cursor = Some(c),
+                    None => errors.add("cursor", "is not a cursor returned by this listing"),
+                },
+                _ => {}
+            }
+        }
+        errors
+            .into_result(|| Self { limit, cursor })
+            .map_err(ApiError::validation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_tokens() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer_token(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer_token(&h), Some("abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
+        assert_eq!(bearer_token(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer_token(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer"));
+        assert_eq!(bearer_token(&h), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! Prometheus metrics (the guide's names) and the request statistics behind
+//! `/health/performance`.
+//!
+//! Labels use the matched route template (`/api/scans/{id}`), never the raw path: raw paths
+//! would create one time series per scan id (and per 404 probe).
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once (later calls reuse it; tests start several
+/// servers in one process).
+fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let latency = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ];
+            let scan = [0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("http_duration_seconds".into()), &latency)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("db_query_duration_seconds".into()),
+                        &latency,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full("scan_duration_seconds".into()), &scan)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("scan_group_commit_batch_size".into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+                    )
+                });
+            match builder.and_then(PrometheusBuilder::install_recorder) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Request counters for rates and averages.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    duration_us: AtomicU64,
+    // Last sampled window (f64 bits), updated by `sample`.
+    rate: AtomicU64,
+    error_rate: AtomicU64,
+    avg_ms: AtomicU64,
+    cpu_percent: AtomicU64,
+    last_cpu_us: AtomicU64,
+    // Counter values at the previous sample.
+    last_requests: AtomicU64,
+    last_errors: AtomicU64,
+    last_duration_us: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let _ = handle();
+        Self::default()
+    }
+
+    /// Records one answered request.
+    pub(crate) fn observe_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: &'static str,
+        elapsed: Duration,
+    ) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if status.starts_with('5') {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.duration_us.fetch_add(us, Ordering::Relaxed);
+        metrics::counter!("http_requests_total", "method" => method.to_owned(), "route" => route.to_owned(), "status" => status)
+            .increment(1);
+        metrics::histogram!("http_duration_seconds", "route" => route.to_owned())
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// Computes rates over the time since the previous call (called every few seconds).
+    #[allow(clippy::cast_precision_loss)]
+    pub(crate) fn sample(&self, window: Duration) {
+        let req = self.requests.load(Ordering::Relaxed);
+        let err = self.errors.load(Ordering::Relaxed);
+        let dur = self.duration_us.load(Ordering::Relaxed);
+        let d_req = req.saturating_sub(self.last_requests.swap(req, Ordering::Relaxed));
+        let d_err = err.saturating_sub(self.last_errors.swap(err, Ordering::Relaxed));
+        let d_dur = dur.saturating_sub(self.last_duration_us.swap(dur, Ordering::Relaxed));
+        let secs = window.as_secs_f64().max(0.001);
+        let rate = d_req as f64 / secs;
+        let error_rate = if d_req == 0 {
+            0.0
+        } else {
+            d_err as f64 / d_req as f64
+        };
+        let avg_ms = if d_req == 0 {
+            0.0
+        } else {
+            d_dur as f64 / d_req as f64 / 1000.0
+        };
+        self.rate.store(rate.to_bits(), Ordering::Relaxed);
+        self.error_rate
+            .store(error_rate.to_bits(), Ordering::Relaxed);
+        self.avg_ms.store(avg_ms.to_bits(), Ordering::Relaxed);
+        let p = ProcessStats::read();
+        let cpu = p.user_cpu_us + p.system_cpu_us;
+        let d_cpu = cpu.saturating_sub(self.last_cpu_us.swap(cpu, Ordering::Relaxed));
+        let percent = d_cpu as f64 / 1_000_000.0 / secs * 100.0;
+        self.cpu_percent.store(percent.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Process CPU use over the last window, percent of one core.
+    pub(crate) fn cpu_percent(&self) -> f64 {
+        f64::from_bits(self.cpu_percent.load(Ordering::Relaxed))
+    }
+
+    /// Requests per second over the last window.
+    pub(crate) fn request_rate(&self) -> f64 {
+        f64::from_bits(self.rate.load(Ordering::Relaxed))
+    }
+
+    /// Share of 5xx answers over the last window.
+    pub(crate) fn error_rate(&self) -> f64 {
+        f64::from_bits(self.error_rate.load(Ordering::Relaxed))
+    }
+
+    /// Mean response time in ms over the last window.
+    pub(crate) fn avg_response_ms(&self) -> f64 {
+        f64::from_bits(self.avg_ms.load(Ordering::Relaxed))
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self) -> String {
+        handle().map(PrometheusHandle::render).unwrap_or_default()
+    }
+}
+
+/// Process memory and CPU, read from `/proc/self`.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProcessStats {
+    /// Resident set size.
+    pub rss_bytes: u64,
+    /// Peak resident set size.
+    pub peak_rss_bytes: u64,
+    /// Virtual memory size.
+    pub virtual_bytes: u64,
+    /// User CPU time, microseconds.
+    pub user_cpu_us: u64,
+    /// System CPU time, microseconds.
+    pub system_cpu_us: u64,
+}
+
+impl ProcessStats {
+    pub(crate) fn read() -> Self {
+        let mut s = Self::default();
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            for line in status.lines() {
+                let kb = |l: &str| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                        * 1024
+                };
+                if line.starts_with("VmRSS:") {
+                    s.rss_bytes = kb(line);
+                } else if line.starts_with("VmHWM:") {
+                    s.peak_rss_bytes = kb(line);
+                } else if line.starts_with("VmSize:") {
+                    s.virtual_bytes = kb(line);
+                }
+            }
+        }
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the command name (which may contain spaces) start after ") ".
+            if let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let ticks = 100u64; // USER_HZ is 100 on Linux for every architecture we ship.
+                let to_us = |i: usize| {
+                    f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1_000_000 / ticks
+                };
+                s.user_cpu_us = to_us(11);
+                s.system_cpu_us = to_us(12);
+            }
+        }
+        s
+    }
+}

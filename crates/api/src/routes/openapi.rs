@@ -1,0 +1,47 @@
+//! `/openapi.json`, generated from the handlers' annotations.
+
+use crate::dto;
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("qas_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "qa-sentinel", description = "Website quality checks: broken links and visual regressions."),
+    paths(
+        super::users::create,
+        super::sites::create, super::sites::list, super::sites::get, super::sites::set_member,
+        super::sites::scans, super::sites::drop_cache,
+        super::scans::submit, super::scans::get, super::scans::findings, super::scans::artifact,
+        super::health::live, super::health::ready, super::health::performance, super::health::metrics,
+        openapi_json,
+    ),
+    components(schemas(dto::ScanView, dto::FindingView, dto::SiteView, dto::NewSiteBody, dto::NewUserBody,
+        dto::UserCreated, dto::GrantBody, dto::ScanRequestBody, dto::ScanAccepted, dto::ErrorBody)),
+    modifiers(&BearerAuth),
+)]
+pub(crate) struct ApiDoc;
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1")))]
+pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

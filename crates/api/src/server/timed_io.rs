@@ -1,0 +1,220 @@
+//! Connection deadlines: a keep-alive connection may sit idle for `idle` (65 s) between
+//! requests, but once a request has started arriving its headers must be complete within
+//! `header` (10 s).
+//!
+//! hyper has one knob, `header_read_timeout`, whose timer starts when the connection becomes
+//! idle, so it is both the idle and the header deadline: 65 s lets a slow-loris client hold a
+//! connection for 65 s per request, 10 s cuts idle keep-alive connections after 10 s. This
+//! wrapper tells the two phases apart: bytes that arrive while no request is in flight start
+//! the header phase; the service marks when a request has been dispatched and answered.
+//! For HTTP/2 (recognised by its connection preface) only the idle rule applies: control
+//! frames such as PING arrive between requests and are not request headers.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// Shared between a connection's IO and its service: requests started, in flight, and when
+/// the last one finished.
+#[derive(Debug)]
+pub(crate) struct ConnActivity {
+    started: AtomicU64,
+    in_flight: AtomicU32,
+    /// Milliseconds since `epoch` when the last request finished.
+    last_done_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl ConnActivity {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            started: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
+            last_done_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        })
+    }
+
+    /// A request's headers were parsed and it was handed to the application.
+    pub(crate) fn request_started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A request was answered.
+    pub(crate) fn request_finished(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_done_ms.store(ms, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn last_done(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_done_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Decrements the in-flight count when dropped (also when a request future is cancelled).
+pub(crate) struct InFlight(pub Arc<ConnActivity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+/// An IO stream with the deadlines described in the module docs.
+pub(crate) struct TimedIo<T> {
+    inner: T,
+    sleep: Pin<Box<Sleep>>,
+    activity: Arc<ConnActivity>,
+    idle: Duration,
+    header: Duration,
+    head_started: Option<Instant>,
+    seen_started: u64,
+    first_read: bool,
+    h2: bool,
+}
+
+impl<T> TimedIo<T> {
+    pub(crate) fn new(
+        inner: T,
+        activity: Arc<ConnActivity>,
+        idle: Duration,
+        header: Duration,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            inner,
+            // Until the first request, the client has `header` to send one.
+            sleep: Box::pin(tokio::time::sleep_until(now + header)),
+            activity,
+            idle,
+            header,
+            head_started: Some(now),
+            seen_started: 0,
+            first_read: true,
+            h2: false,
+        }
+    }
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("connection {what} timeout"),
+    )
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let got = &buf.filled()[before..];
+                if !got.is_empty() {
+                    if this.first_read {
+                        this.first_read = false;
+                        this.h2 = got.starts_with(H2_PREFACE);
+                        if this.h2 {
+                            this.head_started = None;
+                        }
+                    }
+                    let started = this.activity.started.load(Ordering::Relaxed);
+                    if started != this.seen_started {
+                        this.seen_started = started;
+                        this.head_started = None;
+                    }
+                    if !this.h2
+                        && this.head_started.is_none()
+                        && this.activity.in_flight.load(Ordering::Acquire) == 0
+                    {
+                        this.head_started = Some(Instant::now());
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                let started = this.activity.started.load(Ordering::Relaxed);
+                if started != this.seen_started {
+                    this.seen_started = started;
+                    this.head_started = None;
+                }
+                if this.activity.in_flight.load(Ordering::Acquire) > 0 {
+                    // A handler is working; reading more is not the client's obligation now.
+                    return Poll::Pending;
+                }
+                // The idle clock starts when the last request finished (at first: when the
+                // connection opened).
+                let (deadline, phase) = match this.head_started {
+                    Some(t) => (t + this.header, "header read"),
+                    None => (this.activity.last_done() + this.idle, "idle"),
+                };
+                let now = Instant::now();
+                if now >= deadline {
+                    return Poll::Ready(Err(timed_out(phase)));
+                }
+                // Re-arm only when the deadline moved earlier, or when the armed timer fired
+                // before the real deadline: no timer work on the per-request path.
+                if deadline < this.sleep.deadline() || this.sleep.deadline() <= now {
+                    this.sleep.as_mut().reset(deadline);
+                }
+                match this.sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        if Instant::now() >= deadline {
+                            Poll::Ready(Err(timed_out(phase)))
+                        } else {
+                            this.sleep.as_mut().reset(deadline);
+                            let _ = this.sleep.as_mut().poll(cx);
+                            Poll::Pending
+                        }
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,169 @@
+//! Who is calling, and what they may do: API-key authentication and site permissions, both
+//! behind the multi-level cache (the guide's `perm:{userId}:{siteId}`, 300 s), with explicit
+//! invalidation when a grant changes so that a revoked grant stops working at once in this
+//! process (and, with a shared L2, everywhere after the L1 lifetime at most).
+
+use crate::error::{ApiError, ApiResult};
+use sentinel_cache::{CacheKey, RemoteCache, Tiered};
+use sentinel_config::CacheSettings;
+use sentinel_core::auth::Access;
+use sentinel_core::{ApiKeyHash, Principal, Role, Site, SiteId, SiteRole, UserId};
+use sentinel_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct KeyHashKey(pub ApiKeyHash);
+impl CacheKey for KeyHashKey {
+    fn remote_key(&self) -> String {
+        format!("key:{}", self.0.to_hex())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct PermKey(pub UserId, pub SiteId);
+impl CacheKey for PermKey {
+    fn remote_key(&self) -> String {
+        // The hash tag keeps a site's keys in one Redis Cluster slot.
+        format!("perm:{}:{{{}}}", self.0, self.1)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SiteKey(pub SiteId);
+impl CacheKey for SiteKey {
+    fn remote_key(&self) -> String {
+        format!("site:{{{}}}", self.0)
+    }
+}
+
+/// Authentication and authorisation with caches.
+pub(crate) struct AccessService {
+    store: Arc<dyn Store>,
+    principals: Tiered<KeyHashKey, Option<Principal>>,
+    perms: Tiered<PermKey, Option<SiteRole>>,
+    sites: Tiered<SiteKey, Option<Site>>,
+    principal_ttl: Duration,
+    perm_ttl: Duration,
+}
+
+/// Unknown keys and missing sites are cached briefly only: long enough to absorb a flood of
+/// bad keys, short enough that a just-created key or site is usable at once.
+const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+impl AccessService {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        cache: &CacheSettings,
+        remote: Option<Arc<dyn RemoteCache>>,
+    ) -> Self {
+        let idle = Duration::from_secs(cache.l1_ttl_secs);
+        Self {
+            store,
+            principals: Tiered::new("principal", cache.l1_capacity, idle, remote.clone()),
+            perms: Tiered::new("permission", cache.l1_capacity, idle, remote.clone()),
+            sites: Tiered::new("site", cache.l1_capacity, idle, remote),
+            principal_ttl: Duration::from_secs(cache.principal_ttl_secs),
+            perm_ttl: Duration::from_secs(cache.permission_ttl_secs),
+        }
+    }
+
+    /// The principal behind an API key, `None` if the key is unknown.
+    pub(crate) async fn authenticate(&self, token: &str) -> ApiResult<Option<Principal>> {
+        let key = KeyHashKey(ApiKeyHash::of(token.as_bytes()));
+        if let Some(p) = self.principals.get_local(&key) {
+            return Ok(p);
+        }
+        let store = &self.store;
+        let principal = self
+            .principals
+            .get_or_load(&key, self.principal_ttl, || async move {
+                store.principal_by_key(&key.0).await
+            })
+            .await?;
+        if principal.is_none() {
+            // Shorten the negative entry's life (get_or_load stored it with the full TTL).
+            self.principals.insert_local(key, None, NEGATIVE_TTL);
+        }
+        Ok(principal)
+    }
+
+    /// A site, through the cache.
+    pub(crate) async fn site(&self, id: SiteId) -> ApiResult<Option<Site>> {
+        let key = SiteKey(id);
+        if let Some(s) = self.sites.get_local(&key) {
+            return Ok(s);
+        }
+        let store = &self.store;
+        let site = self
+            .sites
+            .get_or_load(
+                &key,
+                self.perm_ttl,
+                || async move { store.get_site(id).await },
+            )
+            .await?;
+        if site.is_none() {
+            self.sites.insert_local(key, None, NEGATIVE_TTL);
+        }
+        Ok(site)
+    }
+
+    /// A user's grant on a site, through the cache.
+    pub(crate) async fn grant(&self, user: UserId, site: SiteId) -> ApiResult<Option<SiteRole>> {
+        let key = PermKey(user, site);
+        if let Some(g) = self.perms.get_local(&key) {
+            return Ok(g);
+        }
+        let store = &self.store;
+        Ok(self
+            .perms
+            .get_or_load(&key, self.perm_ttl, || async move {
+                store.grant(user, site).await
+            })
+            .await?)
+    }
+
+    /// The site, if the caller may do `access` on it. A member without the grant gets 403
+    /// whether or not the site exists (no existence oracle across tenants); an admin gets 404
+    /// for a site that does not exist.
+    pub(crate) async fn authorize(
+        &self,
+        p: &Principal,
+        site_id: SiteId,
+        access: Access,
+    ) -> ApiResult<Site> {
+        if p.role == Role::Admin {
+            return self
+                .site(site_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Site"));
+        }
+        let grant = self.grant(p.user_id, site_id).await?;
+        if !p.may(grant, access) {
+            return Err(ApiError::forbidden());
+        }
+        self.site(site_id).await?.ok_or_else(ApiError::forbidden)
+    }
+
+    /// Forgets a cached grant (after it changed).
+    pub(crate) async fn invalidate_grant(&self, user: UserId, site: SiteId) {
+        self.perms.invalidate(&PermKey(user, site)).await;
+    }
+
+    /// Remembers a site just created (saves the first lookup).
+    pub(crate) async fn remember_site(&self, site: Site) {
+        self.sites
+            .insert(&SiteKey(site.id), Some(site), self.perm_ttl)
+            .await;
+    }
+
+    /// The caches, for metrics.
+    pub(crate) fn cache_stats(&self) -> [(&'static str, sentinel_cache::CacheStatsSnapshot); 3] {
+        [
+            (self.principals.name(), self.principals.stats().snapshot()),
+            (self.perms.name(), self.perms.stats().snapshot()),
+            (self.sites.name(), self.sites.stats().snapshot()),
+        ]
+    }
+}
