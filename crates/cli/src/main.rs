@@ -1,6 +1,7 @@
 //! The `qa-sentinel` binary: a thin command-line layer over the library crates.
 
 mod commands;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -15,6 +16,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the service: HTTP API and scan workers (or one of them with --role).
+    Serve(commands::serve::ServeArgs),
+    /// Administration: users and API keys, migrations, benchmark data.
+    Admin(commands::admin::AdminArgs),
     /// Check a site for broken links, without a server (for terminals and CI pipelines).
     Check(commands::check::CheckArgs),
     /// Compare two PNG screenshots (exit 0: match, 1: differ, 2: error).
@@ -24,6 +29,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Admin(args) => commands::admin::run(args),
         Command::Check(args) => commands::check::run(args),
         Command::Diff(args) => commands::diff::run(args),
     }

@@ -1,0 +1,215 @@
+//! `qa-sentinel serve`: the composition root. Reads the configuration, opens the store (and
+//! migrates it), builds the worker pool and the API for the chosen role, and runs until
+//! SIGTERM/SIGINT, then shuts down gracefully: the API stops accepting and finishes its
+//! requests, workers stop leasing and finish or return their scans.
+
+use super::{ConfigArgs, RoleArg, install_crypto_provider, runtime};
+use anyhow::Context;
+use sentinel_api::server::{ServerConfig, serve};
+use sentinel_api::{AppDeps, AppState, router};
+use sentinel_config::{Overrides, Settings};
+use sentinel_store::artifacts::{ArtifactStore, LocalDir};
+use sentinel_store::{PgOptions, SqliteOptions, Store};
+use sentinel_worker::{WorkerConfig, WorkerPool};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// Arguments of `qa-sentinel serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on (default 127.0.0.1:8080; `SENTINEL_BIND`).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<SocketAddr>,
+    /// What this process runs (default all; `SENTINEL_ROLE`).
+    #[arg(long, value_enum)]
+    role: Option<RoleArg>,
+}
+
+pub(crate) fn run(args: ServeArgs) -> ExitCode {
+    let overrides = Overrides {
+        bind: args.bind,
+        role: args.role.map(Into::into),
+        ..Overrides::default()
+    };
+    let settings = match args.config.load(overrides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("qa-sentinel: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(&settings);
+    install_crypto_provider();
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("qa-sentinel: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(serve_all(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = format!("{e:#}"), "qa-sentinel stopped");
+            eprintln!("qa-sentinel: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Opens and migrates the store the settings name.
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let sqlite = SqliteOptions {
+        read_connections: settings.database.sqlite_readers,
+        ..SqliteOptions::default()
+    };
+    let pg = PgOptions {
+        max_connections: settings.database.max_connections,
+        min_connections: settings.database.min_connections,
+        connect_timeout: Duration::from_millis(settings.database.connect_timeout_ms),
+        statement_timeout: Duration::from_millis(settings.database.statement_timeout_ms),
+        ..PgOptions::default()
+    };
+    let store = sentinel_store::open_with(
+        settings.database_url.as_deref(),
+        &settings.data_dir,
+        &sqlite,
+        &pg,
+    )
+    .await
+    .context("opening the database")?;
+    store.migrate().await.context("migrating the database")?;
+    Ok(store)
+}
+
+fn worker_config(settings: &Settings) -> WorkerConfig {
+    let w = &settings.worker;
+    WorkerConfig {
+        worker_id: WorkerConfig::default_worker_id(),
+        slots: settings.worker_slots,
+        lease: Duration::from_secs(w.lease_secs),
+        heartbeat: Duration::from_secs(w.heartbeat_secs),
+        poll_interval: Duration::from_millis(w.poll_interval_ms),
+        reaper_interval: Duration::from_secs(w.reaper_interval_secs),
+        max_scan: Duration::from_secs(w.max_scan_secs),
+        retry_base: Duration::from_millis(w.retry_base_ms),
+        retry_max: Duration::from_millis(w.retry_max_ms),
+        shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
+    }
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            error!("cannot install signal handlers; stop with SIGKILL");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received: shutting down"),
+            _ = int.recv() => info!("SIGINT received: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    token.cancel();
+}
+
+async fn serve_all(settings: Settings) -> anyhow::Result<()> {
+    let settings = Arc::new(settings);
+    let store = open_store(&settings).await?;
+    let artifacts: Arc<dyn ArtifactStore> =
+        Arc::new(LocalDir::new(settings.artifact_dir()).context("opening the artifact directory")?);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(shutdown_signal(shutdown.clone()));
+
+    let worker = if settings.role.runs_workers() {
+        let executors =
+            crate::commands::serve::executors::registry(&settings, &store, &artifacts).await?;
+        let pool = Arc::new(WorkerPool::new(
+            store.clone(),
+            executors,
+            worker_config(&settings),
+        ));
+        Some(pool)
+    } else {
+        None
+    };
+    let worker_task = worker
+        .clone()
+        .map(|pool| tokio::spawn(pool.run(shutdown.child_token())));
+
+    if settings.role.runs_api() {
+        let state = AppState::new(AppDeps {
+            settings: settings.clone(),
+            store: store.clone(),
+            artifacts,
+            remote_cache: None,
+            limiter: None,
+            versions: None,
+            worker,
+            redis_health: None,
+        });
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let addr = listener.local_addr()?;
+        let config = ServerConfig::from_settings(&settings)?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        // On stdout, for people and for scripts that started us with port 0.
+        println!(
+            "qa-sentinel listening on {scheme}://{addr} (role {:?}, store {})",
+            settings.role,
+            store.backend().as_str()
+        );
+        serve(listener, router(state), config, shutdown.clone()).await?;
+        shutdown.cancel();
+    } else {
+        println!(
+            "qa-sentinel worker running (store {})",
+            store.backend().as_str()
+        );
+        shutdown.cancelled().await;
+    }
+    if let Some(task) = worker_task {
+        let _ = task.await;
+    }
+    info!("stopped");
+    Ok(())
+}
+
+pub(crate) mod executors {
+    //! The executors this binary registers with its worker pool.
+
+    use sentinel_config::Settings;
+    use sentinel_store::Store;
+    use sentinel_store::artifacts::ArtifactStore;
+    use sentinel_worker::ExecutorRegistry;
+    use std::sync::Arc;
+
+    /// Every check type this build can run.
+    pub(crate) async fn registry(
+        _settings: &Settings,
+        _store: &Arc<dyn Store>,
+        _artifacts: &Arc<dyn ArtifactStore>,
+    ) -> anyhow::Result<ExecutorRegistry> {
+        Ok(ExecutorRegistry::new())
+    }
+}
