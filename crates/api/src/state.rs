@@ -5,7 +5,10 @@ use crate::metrics::Metrics;
 use crate::services::access::AccessService;
 use crate::services::scans::ScanService;
 use async_trait::async_trait;
-use sentinel_cache::{LocalRateLimiter, LocalSiteVersions, RateLimiter, RemoteCache, SiteVersions};
+use sentinel_cache::{
+    Invalidation, InvalidationBus, LocalBus, LocalRateLimiter, LocalSiteVersions, RateLimiter,
+    RemoteCache, SiteVersions,
+};
 use sentinel_config::Settings;
 use sentinel_store::Store;
 use sentinel_store::artifacts::ArtifactStore;
@@ -48,6 +51,8 @@ pub struct AppDeps {
     pub limiter: Option<Arc<dyn RateLimiter>>,
     /// Site cache versions (default: in-process).
     pub versions: Option<Arc<dyn SiteVersions>>,
+    /// Invalidation messages between processes (default: in-process).
+    pub bus: Option<Arc<dyn InvalidationBus>>,
     /// The in-process worker pool, if this process runs one (for health and metrics).
     pub worker: Option<Arc<WorkerPool>>,
     /// Redis health, when Redis is configured.
@@ -79,10 +84,12 @@ impl AppState {
     #[must_use]
     pub fn new(deps: AppDeps) -> Self {
         let settings = deps.settings;
+        let bus = deps.bus.unwrap_or_else(|| Arc::new(LocalBus::default()));
         let access = Arc::new(AccessService::new(
             deps.store.clone(),
             &settings.cache,
             deps.remote_cache.clone(),
+            bus.clone(),
         ));
         let versions = deps
             .versions
@@ -92,6 +99,7 @@ impl AppState {
             access.clone(),
             versions,
             deps.remote_cache,
+            bus.clone(),
             &settings,
         );
         let limiter = match deps.limiter {
@@ -118,7 +126,29 @@ impl AppState {
             }),
         };
         state.spawn_samplers();
+        state.spawn_invalidation_listener(bus.subscribe());
         state
+    }
+
+    fn spawn_invalidation_listener(&self, mut rx: tokio::sync::broadcast::Receiver<Invalidation>) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let msg = rx.recv().await;
+                let Some(inner) = weak.upgrade() else { return };
+                match msg {
+                    Ok(Invalidation::Grant { user, site }) => inner.access.forget_grant(user, site),
+                    Ok(Invalidation::SiteResults { site }) => inner.scans.forget_site(site),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(
+                            missed = n,
+                            "invalidation messages lost; L1 entries expire by TTL"
+                        );
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
     }
 
     fn spawn_samplers(&self) {

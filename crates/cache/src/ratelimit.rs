@@ -57,6 +57,14 @@ impl LocalRateLimiter {
 
     /// Counts synchronously (the async trait method calls this).
     pub fn check_now(&self, client: &str) -> RateDecision {
+        self.check_now_with_limit(client, self.limit)
+    }
+
+    /// Counts like [`check_now`](Self::check_now), but allows at most `limit` (capped at the
+    /// configured limit) in the window: the fallback of the shared limiter, which gives each
+    /// process only its share of the fleet's budget while the shared counter is away.
+    pub fn check_now_with_limit(&self, client: &str, limit: u32) -> RateDecision {
+        let limit = limit.min(self.limit);
         let now = Instant::now();
         if self.windows.len() > 100_000 {
             // Bound memory under many distinct clients: forget finished windows.
@@ -72,9 +80,9 @@ impl LocalRateLimiter {
         *count = count.saturating_add(1);
         let reset_after = self.window.saturating_sub(now.duration_since(*start));
         RateDecision {
-            allowed: *count <= self.limit,
-            limit: self.limit,
-            remaining: self.limit.saturating_sub(*count),
+            allowed: *count <= limit,
+            limit,
+            remaining: limit.saturating_sub(*count),
             reset_after,
         }
     }
@@ -100,6 +108,21 @@ mod tests {
         let d = l.check_now("k");
         assert_eq!(d.remaining, 0);
         assert!(d.reset_after <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_lower_limit_caps_the_same_window() {
+        let l = LocalRateLimiter::new(100, Duration::from_secs(60));
+        let allowed = (0..100)
+            .filter(|_| l.check_now_with_limit("k", 25).allowed)
+            .count();
+        assert_eq!(allowed, 25);
+        let d = l.check_now_with_limit("k", 1000);
+        assert_eq!(
+            (d.allowed, d.limit),
+            (false, 100),
+            "never above the configured limit"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub trait SiteVersions: Send + Sync + 'static {
     async fn current(&self, site: SiteId) -> u64;
     /// Moves the site to a new version (its cached results are no longer read).
     async fn bump(&self, site: SiteId) -> u64;
+    /// Forgets any locally cached copy of the site's version (another process bumped it).
+    fn forget(&self, _site: SiteId) {}
 }
 
 /// In-process versions (the embedded default).

@@ -10,6 +10,7 @@
 //! For HTTP/2 (recognised by its connection preface) only the idle rule applies: control
 //! frames such as PING arrive between requests and are not request headers.
 
+use futures::task::AtomicWaker;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -29,6 +30,10 @@ pub(crate) struct ConnActivity {
     /// Milliseconds since `epoch` when the last request finished.
     last_done_ms: AtomicU64,
     epoch: Instant,
+    /// The reader parked while a request was in flight: woken when it finishes, so that the
+    /// idle deadline gets armed (otherwise nothing would poll the read side again until the
+    /// client sends something).
+    reader: AtomicWaker,
 }
 
 impl ConnActivity {
@@ -38,6 +43,7 @@ impl ConnActivity {
             in_flight: AtomicU32::new(0),
             last_done_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            reader: AtomicWaker::new(),
         })
     }
 
@@ -51,7 +57,9 @@ impl ConnActivity {
     pub(crate) fn request_finished(&self) {
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_done_ms.store(ms, Ordering::Relaxed);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.reader.wake();
+        }
     }
 
     fn last_done(&self) -> Instant {
@@ -154,7 +162,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 }
                 if this.activity.in_flight.load(Ordering::Acquire) > 0 {
                     // A handler is working; reading more is not the client's obligation now.
-                    return Poll::Pending;
+                    this.activity.reader.register(cx.waker());
+                    if this.activity.in_flight.load(Ordering::Acquire) > 0 {
+                        return Poll::Pending;
+                    }
                 }
                 // The idle clock starts when the last request finished (at first: when the
                 // connection opened).

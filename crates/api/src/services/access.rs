@@ -4,7 +4,7 @@
 //! process (and, with a shared L2, everywhere after the L1 lifetime at most).
 
 use crate::error::{ApiError, ApiResult};
-use sentinel_cache::{CacheKey, RemoteCache, Tiered};
+use sentinel_cache::{CacheKey, Invalidation, InvalidationBus, RemoteCache, Tiered};
 use sentinel_config::CacheSettings;
 use sentinel_core::auth::Access;
 use sentinel_core::{ApiKeyHash, Principal, Role, Site, SiteId, SiteRole, UserId};
@@ -45,6 +45,7 @@ pub(crate) struct AccessService {
     sites: Tiered<SiteKey, Option<Site>>,
     principal_ttl: Duration,
     perm_ttl: Duration,
+    bus: Arc<dyn InvalidationBus>,
 }
 
 /// Unknown keys and missing sites are cached briefly only: long enough to absorb a flood of
@@ -56,6 +57,7 @@ impl AccessService {
         store: Arc<dyn Store>,
         cache: &CacheSettings,
         remote: Option<Arc<dyn RemoteCache>>,
+        bus: Arc<dyn InvalidationBus>,
     ) -> Self {
         let idle = Duration::from_secs(cache.l1_ttl_secs);
         Self {
@@ -65,6 +67,7 @@ impl AccessService {
             sites: Tiered::new("site", cache.l1_capacity, idle, remote),
             principal_ttl: Duration::from_secs(cache.principal_ttl_secs),
             perm_ttl: Duration::from_secs(cache.permission_ttl_secs),
+            bus,
         }
     }
 
@@ -146,9 +149,16 @@ impl AccessService {
         self.site(site_id).await?.ok_or_else(ApiError::forbidden)
     }
 
-    /// Forgets a cached grant (after it changed).
+    /// Forgets a cached grant after it changed, here, in the shared cache and (through the
+    /// bus) in every other process's L1.
     pub(crate) async fn invalidate_grant(&self, user: UserId, site: SiteId) {
         self.perms.invalidate(&PermKey(user, site)).await;
+        self.bus.publish(Invalidation::Grant { user, site }).await;
+    }
+
+    /// Applies another process's invalidation to this process's L1.
+    pub(crate) fn forget_grant(&self, user: UserId, site: SiteId) {
+        self.perms.invalidate_local(&PermKey(user, site));
     }
 
     /// Remembers a site just created (saves the first lookup).

@@ -8,7 +8,7 @@ use crate::services::access::AccessService;
 use crate::services::group_commit::GroupCommitter;
 use axum::http::StatusCode;
 use dashmap::DashMap;
-use sentinel_cache::{CacheKey, RemoteCache, SiteVersions, Tiered};
+use sentinel_cache::{CacheKey, Invalidation, InvalidationBus, RemoteCache, SiteVersions, Tiered};
 use sentinel_config::Settings;
 use sentinel_core::auth::Access;
 use sentinel_core::{
@@ -100,6 +100,7 @@ pub(crate) struct ScanService {
     committer: GroupCommitter,
     queue: Arc<QueueGauge>,
     waiters: DashMap<ScanId, Arc<Notify>>,
+    bus: Arc<dyn InvalidationBus>,
     live_ttl: Duration,
     record_ttl: Duration,
 }
@@ -110,6 +111,7 @@ impl ScanService {
         access: Arc<AccessService>,
         versions: Arc<dyn SiteVersions>,
         remote: Option<Arc<dyn RemoteCache>>,
+        bus: Arc<dyn InvalidationBus>,
         settings: &Settings,
     ) -> Arc<Self> {
         let idle = Duration::from_secs(settings.cache.l1_ttl_secs);
@@ -147,6 +149,7 @@ impl ScanService {
                 max: settings.queue_max_pending,
             }),
             waiters: DashMap::new(),
+            bus,
             live_ttl: Duration::from_millis(settings.cache.live_scan_ttl_ms),
             record_ttl: Duration::from_secs(3600),
         });
@@ -403,9 +406,16 @@ impl ScanService {
         Ok(result)
     }
 
-    /// Drops a site's cached scan results: new requests start new scans.
+    /// Drops a site's cached scan results: new requests start new scans, in every process.
     pub(crate) async fn invalidate_site(&self, site: SiteId) {
         self.versions.bump(site).await;
+        self.dedup.retain_local(|k, _| k.site != site);
+        self.bus.publish(Invalidation::SiteResults { site }).await;
+    }
+
+    /// Applies another process's site invalidation to this process.
+    pub(crate) fn forget_site(&self, site: SiteId) {
+        self.versions.forget(site);
         self.dedup.retain_local(|k, _| k.site != site);
     }
 

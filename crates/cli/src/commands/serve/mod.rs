@@ -3,6 +3,9 @@
 //! SIGTERM/SIGINT, then shuts down gracefully: the API stops accepting and finishes its
 //! requests, workers stop leasing and finish or return their scans.
 
+mod backends;
+mod executors;
+
 use super::{ConfigArgs, RoleArg, install_crypto_provider, runtime};
 use anyhow::Context;
 use sentinel_api::server::{ServerConfig, serve};
@@ -137,8 +140,7 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(shutdown_signal(shutdown.clone()));
 
     let worker = if settings.role.runs_workers() {
-        let executors =
-            crate::commands::serve::executors::registry(&settings, &store, &artifacts).await?;
+        let executors = executors::registry(&settings, &store, &artifacts).await?;
         let pool = Arc::new(WorkerPool::new(
             store.clone(),
             executors,
@@ -153,15 +155,17 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
         .map(|pool| tokio::spawn(pool.run(shutdown.child_token())));
 
     if settings.role.runs_api() {
+        let shared = backends::shared(&settings).await?;
         let state = AppState::new(AppDeps {
             settings: settings.clone(),
             store: store.clone(),
             artifacts,
-            remote_cache: None,
-            limiter: None,
-            versions: None,
+            remote_cache: shared.remote_cache,
+            limiter: shared.limiter,
+            versions: shared.versions,
+            bus: shared.bus,
             worker,
-            redis_health: None,
+            redis_health: shared.redis_health,
         });
         let listener = TcpListener::bind(settings.bind)
             .await
@@ -193,23 +197,4 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
-}
-
-pub(crate) mod executors {
-    //! The executors this binary registers with its worker pool.
-
-    use sentinel_config::Settings;
-    use sentinel_store::Store;
-    use sentinel_store::artifacts::ArtifactStore;
-    use sentinel_worker::ExecutorRegistry;
-    use std::sync::Arc;
-
-    /// Every check type this build can run.
-    pub(crate) async fn registry(
-        _settings: &Settings,
-        _store: &Arc<dyn Store>,
-        _artifacts: &Arc<dyn ArtifactStore>,
-    ) -> anyhow::Result<ExecutorRegistry> {
-        Ok(ExecutorRegistry::new())
-    }
 }
