@@ -12,6 +12,7 @@
 
 mod backoff;
 mod executor;
+pub mod executors;
 mod pool;
 
 pub use backoff::retry_delay;
