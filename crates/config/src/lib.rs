@@ -802,6 +802,20 @@ mod tests {
     }
 
     #[test]
+    fn example_file_documents_the_defaults() {
+        Jail::expect_with(|jail| {
+            let example = include_str!("../../../config/qa-sentinel.example.toml");
+            let s = load_in_jail(jail, Some(example), &Overrides::default()).unwrap();
+            assert_eq!(
+                s,
+                Settings::default(),
+                "config/qa-sentinel.example.toml drifted from the defaults"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn missing_config_file_is_an_error() {
         let e = Settings::load(
             Some(Path::new("/nonexistent/qa.toml")),
