@@ -162,7 +162,7 @@ impl AppState {
                 let Some(inner) = weak.upgrade() else { return };
                 inner.metrics.sample(window);
                 pool_tick += 1;
-                if pool_tick % 2 == 0 {
+                if pool_tick.is_multiple_of(2) {
                     let p = inner.store.pool_stats();
                     metrics::gauge!("db_pool_connections", "state" => "total")
                         .set(f64::from(p.size));

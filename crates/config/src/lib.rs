@@ -671,6 +671,8 @@ impl OriginExt for url::Url {
 }
 
 #[cfg(test)]
+// figment's `Jail` fixes the closures' error type (figment::Error, which is large).
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

@@ -28,21 +28,17 @@ pub(crate) async fn rate_limit(
     };
     let settings = state.settings();
     let ip = client_ip(&req, &settings.trusted_proxies).map(|c| c.0);
-    if let Some(ip) = ip {
-        if settings
-            .rate_limit_allowlist
-            .iter()
-            .any(|net| net.contains(&ip))
-        {
-            return next.run(req).await;
-        }
+    if let Some(ip) = ip
+        && settings.rate_limit_allowlist.iter().any(|net| net.contains(&ip))
+    {
+        return next.run(req).await;
     }
     let mut key = None;
-    if let Some(token) = bearer_token(req.headers()) {
-        if let Ok(Some(principal)) = state.access().authenticate(token).await {
-            key = Some(format!("u:{}", principal.user_id));
-            req.extensions_mut().insert(Authenticated(principal));
-        }
+    if let Some(token) = bearer_token(req.headers())
+        && let Ok(Some(principal)) = state.access().authenticate(token).await
+    {
+        key = Some(format!("u:{}", principal.user_id));
+        req.extensions_mut().insert(Authenticated(principal));
     }
     let key = key.unwrap_or_else(|| match ip {
         Some(ip) => format!("ip:{ip}"),
