@@ -29,8 +29,14 @@ async fn serve(app: Router) -> SocketAddr {
 async fn clean_site() -> SocketAddr {
     serve(
         Router::new()
-            .route("/", get(|| async { page(r##"<a href="/a.html#x">a</a><img src="/i.png">"##) }))
-            .route("/a.html", get(|| async { page(r#"<p id="x">x</p><a href="/">home</a>"#) }))
+            .route(
+                "/",
+                get(|| async { page(r##"<a href="/a.html#x">a</a><img src="/i.png">"##) }),
+            )
+            .route(
+                "/a.html",
+                get(|| async { page(r#"<p id="x">x</p><a href="/">home</a>"#) }),
+            )
             .route("/i.png", get(|| async { "png" })),
     )
     .await
@@ -63,7 +69,13 @@ fn stderr(o: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_site_exits_zero() {
     let site = clean_site().await;
-    let o = check(&[&format!("http://{site}/"), "--allow-private", "--format", "json"]).await;
+    let o = check(&[
+        &format!("http://{site}/"),
+        "--allow-private",
+        "--format",
+        "json",
+    ])
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["summary"]["broken"], 0);
@@ -76,7 +88,15 @@ async fn a_clean_site_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_links_exit_one_with_the_contract_json() {
     let site = broken_site().await;
-    let o = check(&[&format!("http://{site}/"), "--allow-private", "--format", "json", "--checks", "broken-links"]).await;
+    let o = check(&[
+        &format!("http://{site}/"),
+        "--allow-private",
+        "--format",
+        "json",
+        "--checks",
+        "broken-links",
+    ])
+    .await;
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["summary"]["broken"], 3);
@@ -110,10 +130,21 @@ async fn every_format_renders_and_output_goes_to_a_file() {
     ] {
         let o = check(&[&url, "--allow-private", "--format", format]).await;
         assert_eq!(o.status.code(), Some(1), "{format}: {}", stderr(&o));
-        assert!(String::from_utf8_lossy(&o.stdout).contains(needle), "{format}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(needle),
+            "{format}"
+        );
     }
     let file = dir.path().join("report.json");
-    let o = check(&[&url, "--allow-private", "-f", "json", "-o", file.to_str().unwrap()]).await;
+    let o = check(&[
+        &url,
+        "--allow-private",
+        "-f",
+        "json",
+        "-o",
+        file.to_str().unwrap(),
+    ])
+    .await;
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
     let v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
