@@ -6,13 +6,28 @@
 //! heartbeated, retried with backoff, and returned to the queue when its lease expires).
 //!
 //! Two backends implement it and pass one conformance suite (`tests/conformance.rs`):
-//! SQLite (the zero-setup default, a file under the data directory) and PostgreSQL (for
-//! many API and worker processes). [`artifacts`] stores screenshots and diff images.
+//! [`SqliteStore`] (the zero-setup default, a file under the data directory) and [`PgStore`]
+//! (for many API and worker processes). [`open`] picks one from the configured database
+//! URL; [`Store::migrate`] brings its schema up to date. [`artifacts`] stores screenshots
+//! and diff images.
+//!
+//! Conventions both backends share: ids are UUIDs (v7 ids sort by creation), every
+//! timestamp is epoch milliseconds from the application's clock (so the queue compares
+//! times the same way on both), and every write about a leased job is fenced by its lease
+//! token: a worker that lost its lease can no longer change anything.
 
 pub mod artifacts;
+pub mod guarded;
 mod model;
+mod pool;
+mod postgres;
+mod rows;
+mod sqlerr;
+mod sqlite;
 
 pub use model::*;
+pub use postgres::{PgOptions, PgStore};
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 use async_trait::async_trait;
 use sentinel_core::{
@@ -20,6 +35,8 @@ use sentinel_core::{
     Scan, ScanId, Site, SiteId, SiteRole, UserId, Viewport,
 };
 use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -47,6 +64,9 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error: {0}")]
     Database(String),
+    /// The store is misconfigured (an unsupported database URL, an unusable data directory).
+    #[error("store configuration: {0}")]
+    Config(String),
 }
 
 /// Shorthand for store results.
@@ -87,6 +107,10 @@ pub enum StoreEvent {
 pub trait Store: Send + Sync + 'static {
     /// Which backend this is.
     fn backend(&self) -> Backend;
+
+    /// Applies the embedded schema migrations that have not run yet (idempotent; on
+    /// PostgreSQL serialised across processes by an advisory lock).
+    async fn migrate(&self) -> Result<()>;
 
     /// Checks that the database answers (`SELECT 1`).
     async fn ping(&self) -> Result<()>;
@@ -224,4 +248,112 @@ pub trait Store: Send + Sync + 'static {
     /// Loads users, sites, grants and finished scans in one transaction (the load harness's
     /// seed files); existing rows with the same ids are left as they are.
     async fn import(&self, batch: &ImportBatch) -> Result<ImportCounts>;
+}
+
+/// The file name of the SQLite database inside the data directory.
+pub const SQLITE_FILE: &str = "qa-sentinel.db";
+
+/// Opens the store the configuration names, with default pool settings: no URL → SQLite at
+/// `data_dir/qa-sentinel.db` (the directory is created); `postgres://` or `postgresql://` →
+/// PostgreSQL; `sqlite:` → SQLite at that path. Does not migrate: call [`Store::migrate`].
+pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>> {
+    open_with(
+        database_url,
+        data_dir,
+        &SqliteOptions::default(),
+        &PgOptions::default(),
+    )
+    .await
+}
+
+/// [`open`] with explicit backend settings.
+pub async fn open_with(
+    database_url: Option<&str>,
+    data_dir: &Path,
+    sqlite: &SqliteOptions,
+    postgres: &PgOptions,
+) -> Result<Arc<dyn Store>> {
+    let Some(url) = database_url else {
+        tokio::fs::create_dir_all(data_dir).await.map_err(|e| {
+            StoreError::Config(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let store = SqliteStore::open(data_dir.join(SQLITE_FILE), sqlite).await?;
+        return Ok(Arc::new(store));
+    };
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("postgres" | "postgresql") => Ok(Arc::new(PgStore::connect(url, postgres).await?)),
+        Some("sqlite") => {
+            let path = sqlite_path(url)?;
+            Ok(Arc::new(SqliteStore::open(path, sqlite).await?))
+        }
+        // Only the scheme is echoed: the rest of a URL may hold a password.
+        Some(scheme) => Err(StoreError::Config(format!(
+            "unsupported database URL scheme {scheme:?}: use postgres://, postgresql:// or sqlite:"
+        ))),
+        None => Err(StoreError::Config(
+            "the database URL has no scheme: use postgres://, postgresql:// or sqlite:".into(),
+        )),
+    }
+}
+
+/// The file of a `sqlite:` URL (`sqlite:data/x.db`, `sqlite://data/x.db`,
+/// `sqlite:///abs/x.db`; query parameters are ignored: the store sets its own pragmas).
+fn sqlite_path(url: &str) -> Result<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:").unwrap_or(url);
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+    if path.is_empty() || path == ":memory:" {
+        // The writer and the read pool would each see a different, empty in-memory database.
+        return Err(StoreError::Config(
+            "a sqlite: URL must name a database file (in-memory databases are not supported)"
+                .into(),
+        ));
+    }
+    Ok(std::path::PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_files() {
+        let p = |u: &str| sqlite_path(u).map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(p("sqlite:data/x.db").unwrap(), "data/x.db");
+        assert_eq!(p("sqlite://data/x.db?mode=rwc").unwrap(), "data/x.db");
+        assert_eq!(p("sqlite:///abs/x.db").unwrap(), "/abs/x.db");
+        assert!(matches!(p("sqlite::memory:"), Err(StoreError::Config(_))));
+        assert!(matches!(p("sqlite:"), Err(StoreError::Config(_))));
+    }
+
+    #[tokio::test]
+    async fn open_picks_the_backend_by_scheme() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("nested/data");
+        let store = open(None, &data).await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        assert!(data.join(SQLITE_FILE).exists());
+
+        let url = format!("sqlite:{}", dir.path().join("other.db").display());
+        let store = open(Some(&url), &data).await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        assert!(dir.path().join("other.db").exists());
+
+        let Err(err) = open(Some("mysql://root:hunter2@db/x"), &data).await else {
+            panic!("mysql accepted");
+        };
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Config(_)), "{msg}");
+        assert!(
+            msg.contains("\"mysql\"") && !msg.contains("hunter2"),
+            "{msg}"
+        );
+        assert!(matches!(
+            open(Some("no-scheme"), &data).await,
+            Err(StoreError::Config(_))
+        ));
+    }
 }

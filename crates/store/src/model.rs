@@ -1,6 +1,8 @@
 //! Rows that exist only at the store's interface (the domain types live in `sentinel-core`).
 
-use sentinel_core::{ApiKeyHash, EpochMillis, Role, Scan, ScanId, Site, SiteId, SiteRole, UserId, Viewport};
+use sentinel_core::{
+    ApiKeyHash, EpochMillis, Role, Scan, ScanId, Site, SiteId, SiteRole, UserId, Viewport,
+};
 use uuid::Uuid;
 
 /// A user.
