@@ -14,7 +14,7 @@ use std::str::FromStr;
 /// Set by the rate limiter when it already resolved the request's API key, so the handler
 /// does not look it up again.
 #[derive(Clone, Debug)]
-pub(crate) struct Authenticated(pub Principal);
+pub(crate) struct Authenticated(pub std::sync::Arc<Principal>);
 
 /// The bearer token of a request, if it has a well-formed `Authorization: Bearer …`.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -27,7 +27,7 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// The authenticated caller. 401 when the key is missing or unknown.
 #[derive(Clone, Debug)]
-pub(crate) struct Caller(pub Principal);
+pub(crate) struct Caller(pub std::sync::Arc<Principal>);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;

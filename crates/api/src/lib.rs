@@ -10,6 +10,7 @@
 pub mod dto;
 mod error;
 mod extract;
+mod front;
 mod metrics;
 mod middleware;
 mod router;
@@ -19,6 +20,7 @@ mod services;
 mod state;
 
 pub use error::{ApiError, ApiResult};
+pub use front::App;
 pub use router::router;
 pub use state::{AppDeps, AppState, DependencyHealth, HealthCheck};
 

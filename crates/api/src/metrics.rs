@@ -4,9 +4,12 @@
 //! Labels use the matched route template (`/api/scans/{id}`), never the raw path: raw paths
 //! would create one time series per scan id (and per 404 probe).
 
+use axum::http::Method;
+use dashmap::DashMap;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -61,6 +64,7 @@ pub(crate) struct Metrics {
     avg_ms: AtomicU64,
     cpu_percent: AtomicU64,
     last_cpu_us: AtomicU64,
+    routes: DashMap<String, Arc<RouteMetrics>>,
     // Counter values at the previous sample.
     last_requests: AtomicU64,
     last_errors: AtomicU64,
@@ -73,24 +77,33 @@ impl Metrics {
         Self::default()
     }
 
-    /// Records one answered request.
+    /// Records one answered request: counters for rates, and the Prometheus series
+    /// `http_requests_total{method,route,status}` and `http_duration_seconds{route}` through
+    /// handles resolved once per label set (the metrics macros would hash and look the labels
+    /// up on every call).
     pub(crate) fn observe_request(
         &self,
-        method: &str,
+        method: &Method,
         route: &str,
-        status: &'static str,
+        status: u16,
         elapsed: Duration,
     ) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        if status.starts_with('5') {
+        if status >= 500 {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.duration_us.fetch_add(us, Ordering::Relaxed);
-        metrics::counter!("http_requests_total", "method" => method.to_owned(), "route" => route.to_owned(), "status" => status)
-            .increment(1);
-        metrics::histogram!("http_duration_seconds", "route" => route.to_owned())
-            .record(elapsed.as_secs_f64());
+        let per_route = match self.routes.get(route) {
+            Some(r) => r.clone(),
+            None => self
+                .routes
+                .entry(route.to_owned())
+                .or_insert_with(|| Arc::new(RouteMetrics::new(route)))
+                .clone(),
+        };
+        per_route.histogram.record(elapsed.as_secs_f64());
+        per_route.counter(method, status).increment(1);
     }
 
     /// Computes rates over the time since the previous call (called every few seconds).
@@ -201,5 +214,72 @@ impl ProcessStats {
             }
         }
         s
+    }
+}
+
+const METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "OTHER"];
+const STATUSES: [u16; 20] = [
+    200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 429, 500, 502, 503, 504,
+    0,
+];
+
+fn method_index(m: &Method) -> usize {
+    match *m {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::OPTIONS => 4,
+        _ => 5,
+    }
+}
+
+/// The slot of a status: its own when common, else its class's (`4xx`), so that odd
+/// statuses cannot multiply the series.
+fn status_index(status: u16) -> usize {
+    match STATUSES.iter().position(|s| *s == status) {
+        Some(i) if status != 0 => i,
+        _ => STATUSES.len() - 1 + usize::from(status / 100).min(5),
+    }
+}
+
+fn status_name(status: u16) -> String {
+    if STATUSES.contains(&status) && status != 0 {
+        status.to_string()
+    } else {
+        format!("{}xx", status / 100)
+    }
+}
+
+/// Metric handles of one route, resolved lazily per (method, status).
+#[derive(Debug)]
+struct RouteMetrics {
+    route: String,
+    histogram: Histogram,
+    counters: Vec<OnceLock<Counter>>,
+}
+
+impl RouteMetrics {
+    fn new(route: &str) -> Self {
+        Self {
+            route: route.to_owned(),
+            histogram: metrics::histogram!("http_duration_seconds", "route" => route.to_owned()),
+            counters: (0..METHODS.len() * (STATUSES.len() + 6))
+                .map(|_| OnceLock::new())
+                .collect(),
+        }
+    }
+
+    fn counter(&self, method: &Method, status: u16) -> &Counter {
+        let m = method_index(method);
+        let slot = m * (STATUSES.len() + 6) + status_index(status);
+        self.counters[slot.min(self.counters.len() - 1)].get_or_init(|| {
+            metrics::counter!(
+                "http_requests_total",
+                "method" => METHODS[m],
+                "route" => self.route.clone(),
+                "status" => status_name(status)
+            )
+        })
     }
 }

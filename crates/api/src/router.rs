@@ -1,26 +1,20 @@
-//! The route table and the middleware stack.
-//!
-//! Order (outermost first), and why:
-//! 1. `observe` — request id, response time, metrics, access log: it must see every answer,
-//!    including CORS preflights and rejections by the layers below.
-//! 2. CORS — outside the rate limiter, so that a 429 reaches a browser with its CORS headers
-//!    (otherwise the page sees an opaque network error instead of "slow down").
-//! 3. compression — bodies of 1 KiB and more, never images.
-//! 4. rate limit — per client, after which handlers run.
+//! The route table: every endpoint of the contract, with compression of bodies of 1 KiB and
+//! more (never images). Everything that applies to every request — ids, CORS, rate limits,
+//! metrics, logs — is in [`crate::front`].
 
 use crate::error::ApiError;
-use crate::middleware::{observe, rate_limit};
 use crate::routes::{health, openapi, scans, sites, users};
 use crate::state::AppState;
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::from_fn_with_state;
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{Next, from_fn};
+use axum::response::Response;
 use axum::routing::{delete, get, post, put};
-use std::time::Duration;
+use tower::Layer;
 use tower_http::CompressionLevel;
-use tower_http::compression::CompressionLayer;
-use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::compression::predicate::{And, NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::{Compression, CompressionLayer};
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "No such endpoint")
@@ -34,43 +28,29 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-fn cors(state: &AppState) -> CorsLayer {
-    let origins: Vec<HeaderValue> = state
-        .settings()
-        .cors_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    CorsLayer::new()
-        // Exact, byte-for-byte origin matches only (the guide's `origin.includes(domain)`
-        // let `https://yourdomain.com.attacker.io` through).
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            HeaderName::from_static("x-request-id"),
-        ])
-        .expose_headers([
-            HeaderName::from_static("x-request-id"),
-            HeaderName::from_static("x-response-time"),
-            header::RETRY_AFTER,
-            HeaderName::from_static("x-ratelimit-limit"),
-            HeaderName::from_static("x-ratelimit-remaining"),
-            HeaderName::from_static("x-ratelimit-reset"),
-        ])
-        .max_age(Duration::from_secs(600))
+/// Hands the matched route template to the front (for metrics labels), which sees only the
+/// response.
+async fn expose_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut res = next.run(req).await;
+    if let Some(route) = route {
+        res.extensions_mut().insert(route);
+    }
+    res
 }
 
-/// The application: every route of the contract with its middleware.
-pub fn router(state: AppState) -> Router {
+/// What compression applies to.
+pub(crate) type CompressWhen =
+    And<And<And<SizeAbove, NotForContentType>, NotForContentType>, NotForContentType>;
+
+/// The routes, wrapped once (not per route) in compression.
+pub fn router(state: AppState) -> Compression<Router, CompressWhen> {
     let min = state.settings().http.compression_min_bytes;
     let compress_when = SizeAbove::new(min)
         .and(NotForContentType::IMAGES)
         .and(NotForContentType::GRPC)
         .and(NotForContentType::SSE);
-    Router::new()
+    let routes = Router::new()
         .route("/api/users", post(users::create))
         .route("/api/sites", post(sites::create).get(sites::list))
         .route("/api/sites/{id}", get(sites::get))
@@ -86,19 +66,16 @@ pub fn router(state: AppState) -> Router {
         .route("/health/performance", get(health::performance))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        .route_layer(from_fn(expose_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(state.clone(), rate_limit))
-        .layer(
-            CompressionLayer::new()
-                .gzip(true)
-                .deflate(true)
-                .br(true)
-                // Brotli's default level costs milliseconds on dynamic JSON.
-                .quality(CompressionLevel::Fastest)
-                .compress_when(compress_when),
-        )
-        .layer(cors(&state))
-        .layer(from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .with_state(state);
+    CompressionLayer::new()
+        .gzip(true)
+        .deflate(true)
+        .br(true)
+        // Brotli's default level costs milliseconds on dynamic JSON.
+        .quality(CompressionLevel::Fastest)
+        .compress_when(compress_when)
+        .layer(routes)
 }

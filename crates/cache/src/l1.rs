@@ -71,16 +71,7 @@ where
 
     /// The value, if present and alive.
     pub fn get(&self, key: &K) -> Option<V> {
-        let entry = self.inner.get(key)?;
-        let now = self.now_ms();
-        if self.is_dead(&entry, now) {
-            self.inner.remove_if(key, |e| Arc::ptr_eq(e, &entry));
-            return None;
-        }
-        if self.idle.is_some() {
-            entry.last_read.store(now, Ordering::Relaxed);
-        }
-        Some(entry.value.clone())
+        self.get_by(key)
     }
 
     fn is_dead(&self, entry: &Entry<V>, now: u64) -> bool {
@@ -94,6 +85,24 @@ where
             }
             None => false,
         }
+    }
+
+    /// Like [`TtlCache::get`], looked up by a borrowed form of the key (`&str` for a
+    /// `Box<str>` key), so the hot path does not allocate a key to ask.
+    pub fn get_by<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: std::hash::Hash + quick_cache::Equivalent<K> + ?Sized,
+    {
+        let entry = self.inner.get(key)?;
+        let now = self.now_ms();
+        if self.is_dead(&entry, now) {
+            self.inner.remove_if(key, |e| Arc::ptr_eq(e, &entry));
+            return None;
+        }
+        if self.idle.is_some() {
+            entry.last_read.store(now, Ordering::Relaxed);
+        }
+        Some(entry.value.clone())
     }
 
     /// Stores a value that lives at most `ttl`.

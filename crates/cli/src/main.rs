@@ -6,6 +6,12 @@ mod telemetry;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's allocator: the first profile of the API spent a quarter of its
+/// instructions in malloc/free, and mimalloc's thread-local free lists cut that cost without
+/// touching the code that allocates.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// qa-sentinel: website quality checks (broken links, visual regressions) as a service and a CLI.
 #[derive(Debug, Parser)]
 #[command(name = "qa-sentinel", version, about, propagate_version = true)]

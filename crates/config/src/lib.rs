@@ -138,8 +138,6 @@ pub struct HttpSettings {
     pub header_timeout_secs: u64,
     /// How long a client may take to send a request body.
     pub body_timeout_secs: u64,
-    /// Upper bound for handling one request (`?wait=true` waits at most 60 s).
-    pub request_timeout_secs: u64,
     /// Largest accepted request body (413 above).
     pub body_limit_bytes: usize,
     /// Open connections above which new ones are not accepted until some close.
@@ -160,7 +158,6 @@ impl Default for HttpSettings {
             keep_alive_secs: 65,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
-            request_timeout_secs: 90,
             body_limit_bytes: 1024 * 1024,
             max_connections: 10_000,
             http2_max_streams: 256,

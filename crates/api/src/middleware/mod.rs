@@ -1,10 +1,7 @@
-//! HTTP middleware: request ids, timing, access logs and metrics ([`observe`]); client
-//! identity and rate limiting ([`rate_limit`]).
+//! Per-request helpers used by the front ([`crate::front`]): request ids and the client IP.
 
 mod client_ip;
-mod observe;
-mod rate_limit;
+mod request_id;
 
 pub(crate) use client_ip::client_ip;
-pub(crate) use observe::{current_request_id, observe};
-pub(crate) use rate_limit::rate_limit;
+pub(crate) use request_id::{REQUEST_ID, current_request_id, new_request_id};

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sentinel_core::{Page, ScanId, ScanRequest};
+use sentinel_core::{Page, ScanId};
 
 fn wants_wait(query: Option<&str>) -> Result<bool, ApiError> {
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -44,8 +44,8 @@ pub(crate) async fn submit(
     JsonBytes(body): JsonBytes,
 ) -> ApiResult<Response> {
     let wait = wants_wait(query.as_deref())?;
-    let req = ScanRequest::parse(&body).map_err(ApiError::validation)?;
-    let s = state.scans().submit(&p, req, wait).await?;
+    let parsed = state.scans().parse(&body).map_err(ApiError::validation)?;
+    let s = state.scans().submit(&p, &body, parsed, wait).await?;
     match s.finished {
         Some(Some(scan)) => Ok((StatusCode::OK, Json(ScanView::from(&scan))).into_response()),
         Some(None) => {
@@ -92,7 +92,7 @@ pub(crate) async fn get(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body.to_string(),
+        body,
     )
         .into_response())
 }

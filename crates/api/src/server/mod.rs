@@ -6,7 +6,7 @@
 
 mod timed_io;
 
-use axum::Router;
+use crate::front::App;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -23,7 +23,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
 /// Server tuning (from `Settings::http` and the TLS files).
@@ -96,7 +95,7 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsErro
 /// in-flight requests finish (at most `shutdown_grace`).
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
@@ -169,7 +168,7 @@ pub async fn serve(
 fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    app: Router,
+    app: App,
     builder: Arc<auto::Builder<TokioExecutor>>,
     acceptor: Option<TlsAcceptor>,
     config: ServerConfig,
@@ -186,9 +185,9 @@ fn connection(
                 let guard = InFlight(svc_activity.clone());
                 let app = app.clone();
                 async move {
-                    let res = app.oneshot(req.map(Body::new)).await;
+                    let res = app.handle(req.map(Body::new)).await;
                     drop(guard);
-                    res
+                    Ok::<_, std::convert::Infallible>(res)
                 }
             });
             let result = match acceptor {

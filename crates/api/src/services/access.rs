@@ -4,7 +4,7 @@
 //! process (and, with a shared L2, everywhere after the L1 lifetime at most).
 
 use crate::error::{ApiError, ApiResult};
-use sentinel_cache::{CacheKey, Invalidation, InvalidationBus, RemoteCache, Tiered};
+use sentinel_cache::{CacheKey, Invalidation, InvalidationBus, RemoteCache, Tiered, TtlCache};
 use sentinel_config::CacheSettings;
 use sentinel_core::auth::Access;
 use sentinel_core::{ApiKeyHash, Principal, Role, Site, SiteId, SiteRole, UserId};
@@ -40,6 +40,8 @@ impl CacheKey for SiteKey {
 /// Authentication and authorisation with caches.
 pub(crate) struct AccessService {
     store: Arc<dyn Store>,
+    /// Presented token → principal: the hot path, no hashing (see `authenticate`).
+    tokens: TtlCache<Box<str>, Option<Arc<Principal>>>,
     principals: Tiered<KeyHashKey, Option<Principal>>,
     perms: Tiered<PermKey, Option<SiteRole>>,
     sites: Tiered<SiteKey, Option<Site>>,
@@ -62,6 +64,7 @@ impl AccessService {
         let idle = Duration::from_secs(cache.l1_ttl_secs);
         Self {
             store,
+            tokens: TtlCache::new(cache.l1_capacity, Some(idle)),
             principals: Tiered::new("principal", cache.l1_capacity, idle, remote.clone()),
             perms: Tiered::new("permission", cache.l1_capacity, idle, remote.clone()),
             sites: Tiered::new("site", cache.l1_capacity, idle, remote),
@@ -72,11 +75,15 @@ impl AccessService {
     }
 
     /// The principal behind an API key, `None` if the key is unknown.
-    pub(crate) async fn authenticate(&self, token: &str) -> ApiResult<Option<Principal>> {
-        let key = KeyHashKey(ApiKeyHash::of(token.as_bytes()));
-        if let Some(p) = self.principals.get_local(&key) {
+    ///
+    /// Known tokens are remembered by their text for a short while, so a repeat request costs
+    /// one hash-map lookup instead of a SHA-256; the store (and the shared cache) are keyed
+    /// by the digest, never by the key itself.
+    pub(crate) async fn authenticate(&self, token: &str) -> ApiResult<Option<Arc<Principal>>> {
+        if let Some(p) = self.tokens.get_by(token) {
             return Ok(p);
         }
+        let key = KeyHashKey(ApiKeyHash::of(token.as_bytes()));
         let store = &self.store;
         let principal = self
             .principals
@@ -84,10 +91,15 @@ impl AccessService {
                 store.principal_by_key(&key.0).await
             })
             .await?;
-        if principal.is_none() {
+        let ttl = if principal.is_some() {
+            self.principal_ttl
+        } else {
             // Shorten the negative entry's life (get_or_load stored it with the full TTL).
             self.principals.insert_local(key, None, NEGATIVE_TTL);
-        }
+            NEGATIVE_TTL
+        };
+        let principal = principal.map(Arc::new);
+        self.tokens.insert(Box::from(token), principal.clone(), ttl);
         Ok(principal)
     }
 

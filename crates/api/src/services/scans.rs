@@ -7,8 +7,11 @@ use crate::extract::PageParams;
 use crate::services::access::AccessService;
 use crate::services::group_commit::GroupCommitter;
 use axum::http::StatusCode;
+use bytes::Bytes;
 use dashmap::DashMap;
-use sentinel_cache::{CacheKey, Invalidation, InvalidationBus, RemoteCache, SiteVersions, Tiered};
+use sentinel_cache::{
+    CacheKey, Invalidation, InvalidationBus, RemoteCache, SiteVersions, Tiered, TtlCache,
+};
 use sentinel_config::Settings;
 use sentinel_core::auth::Access;
 use sentinel_core::{
@@ -44,23 +47,46 @@ impl CacheKey for ScanKey {
     }
 }
 
-/// A cached scan: what permission checks need, and its rendered JSON.
+/// A cached scan: what permission checks need, and its rendered JSON (sent as is: a
+/// cached read is a reference-count increment, not a serialisation).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct ScanEntry {
     pub site_id: SiteId,
     pub status: ScanStatus,
-    pub body: Arc<str>,
+    #[serde(with = "json_bytes")]
+    pub body: Bytes,
 }
 
 impl ScanEntry {
     fn of(scan: &Scan) -> Self {
-        let body = serde_json::to_string(&ScanView::from(scan)).unwrap_or_default();
+        let body = serde_json::to_vec(&ScanView::from(scan)).unwrap_or_default();
         Self {
             site_id: scan.site_id,
             status: scan.status,
             body: body.into(),
         }
     }
+}
+
+/// The rendered JSON as a string in the shared cache (not as an array of numbers).
+mod json_bytes {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(std::str::from_utf8(b).map_err(serde::ser::Error::custom)?)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        Ok(Bytes::from(String::deserialize(d)?))
+    }
+}
+
+/// A validated scan request with its dedup hash: what a repeated body costs to resolve.
+#[derive(Debug)]
+pub(crate) struct ParsedScan {
+    pub req: ScanRequest,
+    pub dedup_hash: String,
 }
 
 /// What `submit` did.
@@ -101,6 +127,10 @@ pub(crate) struct ScanService {
     queue: Arc<QueueGauge>,
     waiters: DashMap<ScanId, Arc<Notify>>,
     bus: Arc<dyn InvalidationBus>,
+    /// Bodies that were deduplicated before, by their exact bytes: a client that repeats a
+    /// request skips JSON parsing, validation and hashing. Only repeats are remembered, so
+    /// a stream of distinct new scans does not churn it.
+    parsed: TtlCache<Bytes, Arc<ParsedScan>>,
     live_ttl: Duration,
     record_ttl: Duration,
 }
@@ -150,6 +180,7 @@ impl ScanService {
             }),
             waiters: DashMap::new(),
             bus,
+            parsed: TtlCache::new(settings.cache.l1_capacity, Some(idle)),
             live_ttl: Duration::from_millis(settings.cache.live_scan_ttl_ms),
             record_ttl: Duration::from_secs(3600),
         });
@@ -199,13 +230,28 @@ impl ScanService {
         &self.queue
     }
 
+    /// Parses and validates a `POST /api/scan` body (from the cache when it was seen before).
+    pub(crate) fn parse(
+        &self,
+        body: &Bytes,
+    ) -> Result<Arc<ParsedScan>, sentinel_core::ValidationErrors> {
+        if let Some(p) = self.parsed.get(body) {
+            return Ok(p);
+        }
+        let req = ScanRequest::parse(body)?;
+        let dedup_hash = req.dedup_hash();
+        Ok(Arc::new(ParsedScan { req, dedup_hash }))
+    }
+
     /// Accepts a scan request (see the module docs).
     pub(crate) async fn submit(
         &self,
         p: &Principal,
-        req: ScanRequest,
+        body: &Bytes,
+        parsed: Arc<ParsedScan>,
         wait: bool,
     ) -> ApiResult<Submitted> {
+        let req = &parsed.req;
         let site = self.access.authorize(p, req.site_id, Access::Write).await?;
         if !site.base_url.same_origin(&req.url) {
             return Err(ApiError::field(
@@ -220,7 +266,7 @@ impl ScanService {
         let key = DedupKey {
             site: site.id,
             version,
-            hash: req.dedup_hash(),
+            hash: parsed.dedup_hash.clone(),
         };
         let ttl = Duration::from_secs(req.options.check_type.result_ttl_secs());
         let estimated_duration_ms = req.options.estimated_duration_ms();
@@ -228,7 +274,6 @@ impl ScanService {
         let mut created = false;
         let scan_id = {
             let created = &mut created;
-            let req = &req;
             let user = p.user_id;
             self.dedup
                 .get_or_load(&key, ttl, || async move {
@@ -243,10 +288,17 @@ impl ScanService {
         } else {
             self.status_of(scan_id).await?
         };
-        if !created && status == ScanStatus::Failed {
-            // A failed scan is not a result worth reusing: forget it and start a new one.
-            self.dedup.invalidate(&key).await;
-            return Box::pin(self.submit(p, req, wait)).await;
+        if !created {
+            if status == ScanStatus::Failed {
+                // A failed scan is not a result worth reusing: forget it and start a new one.
+                self.dedup.invalidate(&key).await;
+                return Box::pin(self.submit(p, body, parsed, wait)).await;
+            }
+            self.parsed.insert(
+                Bytes::copy_from_slice(body),
+                parsed.clone(),
+                Duration::from_secs(60),
+            );
         }
         let finished = if wait {
             let timeout = Duration::from_millis(u64::from(req.options.timeout_ms));
@@ -314,7 +366,7 @@ impl ScanService {
     }
 
     /// A scan the caller may read: its JSON.
-    pub(crate) async fn get(&self, p: &Principal, id: ScanId) -> ApiResult<Arc<str>> {
+    pub(crate) async fn get(&self, p: &Principal, id: ScanId) -> ApiResult<Bytes> {
         let entry = self
             .entry(id)
             .await?

@@ -9,7 +9,7 @@ mod executors;
 use super::{ConfigArgs, RoleArg, install_crypto_provider, runtime};
 use anyhow::Context;
 use sentinel_api::server::{ServerConfig, serve};
-use sentinel_api::{AppDeps, AppState, router};
+use sentinel_api::{App, AppDeps, AppState};
 use sentinel_config::{Overrides, Settings};
 use sentinel_store::artifacts::{ArtifactStore, LocalDir};
 use sentinel_store::{PgOptions, SqliteOptions, Store};
@@ -89,6 +89,13 @@ pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn St
     .await
     .context("opening the database")?;
     store.migrate().await.context("migrating the database")?;
+    if store.backend() == sentinel_store::Backend::Postgres {
+        // A networked database can vanish or hang: a breaker turns that into fast 503s.
+        // SQLite is a local file (its "busy" is contention, not an outage): left as is.
+        use sentinel_store::guarded::{GuardOptions, GuardedStore};
+        let guard = GuardOptions::from_timeouts(pg.connect_timeout, pg.statement_timeout);
+        return Ok(Arc::new(GuardedStore::new(store, guard)?));
+    }
     Ok(store)
 }
 
@@ -139,14 +146,15 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
 
+    // Redis (when configured) before the workers: they take their scan locks there.
+    let mut shared = backends::shared(&settings).await?;
     let worker = if settings.role.runs_workers() {
         let executors = executors::registry(&settings, &store, &artifacts).await?;
-        let pool = Arc::new(WorkerPool::new(
-            store.clone(),
-            executors,
-            worker_config(&settings),
-        ));
-        Some(pool)
+        let mut pool = WorkerPool::new(store.clone(), executors, worker_config(&settings));
+        if let Some(locks) = shared.locks.take() {
+            pool = pool.with_locks(locks);
+        }
+        Some(Arc::new(pool))
     } else {
         None
     };
@@ -155,7 +163,6 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
         .map(|pool| tokio::spawn(pool.run(shutdown.child_token())));
 
     if settings.role.runs_api() {
-        let shared = backends::shared(&settings).await?;
         let state = AppState::new(AppDeps {
             settings: settings.clone(),
             store: store.clone(),
@@ -183,7 +190,7 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
             settings.role,
             store.backend().as_str()
         );
-        serve(listener, router(state), config, shutdown.clone()).await?;
+        serve(listener, App::new(state), config, shutdown.clone()).await?;
         shutdown.cancel();
     } else {
         println!(
