@@ -1,7 +1,6 @@
 //! The one error type of the HTTP edge, and its JSON answer:
 //! `{"error": "human readable", "code": "MACHINE_CODE", "details": [...], "requestId": "..."}`.
 
-use crate::middleware::current_request_id;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sentinel_core::{FieldError, ValidationErrors};
@@ -127,7 +126,37 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
+    request_id: Option<&'a str>,
+}
+
+/// An error answer whose body is not written yet: the front writes it once it knows the
+/// request id (see [`PendingError::render`]). Carrying the id to the handlers instead (a
+/// task-local around the whole request) cost a copy of the request's entire future state on
+/// every poll.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingError(std::sync::Arc<ApiErrorParts>);
+
+#[derive(Debug)]
+struct ApiErrorParts {
+    message: String,
+    code: &'static str,
+    details: Vec<FieldError>,
+    retry_after: Option<u64>,
+}
+
+impl PendingError {
+    /// The JSON body, with the request id.
+    pub(crate) fn render(&self, request_id: Option<&str>) -> Vec<u8> {
+        let p = &self.0;
+        let body = Body {
+            error: &p.message,
+            code: p.code,
+            details: &p.details,
+            retry_after: p.retry_after,
+            request_id,
+        };
+        serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":\"error\"}".to_vec())
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -135,15 +164,7 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(status = %self.status, code = self.code, message = %self.message, "request failed");
         }
-        let body = Body {
-            error: &self.message,
-            code: self.code,
-            details: &self.details,
-            retry_after: self.retry_after,
-            request_id: current_request_id(),
-        };
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"error\":\"error\"}".to_vec());
-        let mut res = (self.status, bytes).into_response();
+        let mut res = self.status.into_response();
         let headers = res.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -155,6 +176,13 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        res.extensions_mut()
+            .insert(PendingError(std::sync::Arc::new(ApiErrorParts {
+                message: self.message,
+                code: self.code,
+                details: self.details,
+                retry_after: self.retry_after,
+            })));
         res
     }
 }

@@ -1,20 +1,15 @@
-//! Request extractors: the authenticated caller, JSON bodies with a size limit, ids in paths
-//! and pagination parameters — each rejecting with an [`ApiError`] that names the field.
+//! Request inputs: the authenticated caller, JSON bodies with a size limit, ids in paths and
+//! pagination parameters — each rejecting with an [`ApiError`] that names the field.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use bytes::Bytes;
 use sentinel_core::page::{DEFAULT_LIMIT, MAX_LIMIT};
 use sentinel_core::{Cursor, Principal};
 use std::str::FromStr;
-
-/// Set by the rate limiter when it already resolved the request's API key, so the handler
-/// does not look it up again.
-#[derive(Clone, Debug)]
-pub(crate) struct Authenticated(pub std::sync::Arc<Principal>);
+use std::sync::Arc;
 
 /// The bearer token of a request, if it has a well-formed `Authorization: Bearer …`.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -25,81 +20,78 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .then_some(token)
 }
 
-/// The authenticated caller. 401 when the key is missing or unknown.
-#[derive(Clone, Debug)]
-pub(crate) struct Caller(pub std::sync::Arc<Principal>);
+/// What the front learned about a request before dispatching it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ctx {
+    /// The TCP peer (absent for in-process calls).
+    pub peer: Option<std::net::SocketAddr>,
+    /// The principal, when the rate limiter already resolved the key.
+    pub principal: Option<Arc<Principal>>,
+}
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(Authenticated(p)) = parts.extensions.get::<Authenticated>() {
-            return Ok(Self(p.clone()));
+impl Ctx {
+    /// The authenticated caller; 401 when the key is missing, malformed or unknown.
+    pub(crate) async fn caller(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+    ) -> ApiResult<Arc<Principal>> {
+        if let Some(p) = &self.principal {
+            return Ok(p.clone());
         }
-        if parts.headers.get(header::AUTHORIZATION).is_none() {
+        if headers.get(header::AUTHORIZATION).is_none() {
             return Err(ApiError::unauthorized(
                 "Missing API key (Authorization: Bearer <key>)",
             ));
         }
-        let token = bearer_token(&parts.headers).ok_or_else(|| {
+        let token = bearer_token(headers).ok_or_else(|| {
             ApiError::unauthorized("Malformed Authorization header (expected Bearer <key>)")
         })?;
-        match state.access().authenticate(token).await? {
-            Some(p) => Ok(Self(p)),
-            None => Err(ApiError::unauthorized("Invalid API key")),
-        }
+        state
+            .access()
+            .authenticate(token)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("Invalid API key"))
     }
 }
 
-/// A JSON request body as bytes: checks the content type and the size limit (413), so that
+/// Reads a JSON request body: checks the content type (415) and the size limit (413), so that
 /// handlers can parse into their own types and report every violated field.
-#[derive(Debug)]
-pub(crate) struct JsonBytes(pub Bytes);
-
-impl FromRequest<AppState> for JsonBytes {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let limit = state.settings().http.body_limit_bytes;
-        let ct = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let mime = ct.split(';').next().unwrap_or("").trim();
-        let is_json = mime.eq_ignore_ascii_case("application/json")
-            || (mime.starts_with("application/") && mime.ends_with("+json"));
-        if !is_json {
-            return Err(ApiError {
-                details: vec![sentinel_core::FieldError {
-                    field: "Content-Type".into(),
-                    reason: "must be application/json".into(),
-                }],
-                ..ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "UNSUPPORTED_MEDIA_TYPE",
-                    "Request body must be JSON (Content-Type: application/json)",
-                )
-            });
-        }
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(too_large(limit));
-        }
-        match axum::body::to_bytes(req.into_body(), limit).await {
-            Ok(b) => Ok(Self(b)),
-            Err(e) => {
-                if is_length_limit(&e) {
-                    Err(too_large(limit))
-                } else {
-                    Err(ApiError::field("body", format!("could not be read: {e}")))
-                }
-            }
-        }
+pub(crate) async fn json_body(state: &AppState, req: Request<Body>) -> ApiResult<Bytes> {
+    let limit = state.settings().http.body_limit_bytes;
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    let is_json = mime.eq_ignore_ascii_case("application/json")
+        || (mime.starts_with("application/") && mime.ends_with("+json"));
+    if !is_json {
+        return Err(ApiError {
+            details: vec![sentinel_core::FieldError {
+                field: "Content-Type".into(),
+                reason: "must be application/json".into(),
+            }],
+            ..ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Request body must be JSON (Content-Type: application/json)",
+            )
+        });
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(b) => Ok(b),
+        Err(e) if is_length_limit(&e) => Err(too_large(limit)),
+        Err(e) => Err(ApiError::field("body", format!("could not be read: {e}"))),
     }
 }
 
@@ -144,14 +136,13 @@ pub(crate) struct PageParams {
     pub cursor: Option<Cursor>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for PageParams {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+impl PageParams {
+    /// From `?limit=&cursor=`; 400 naming the parameter.
+    pub(crate) fn from_query(query: Option<&str>) -> ApiResult<Self> {
         let mut errors = sentinel_core::ValidationErrors::new();
         let mut limit = DEFAULT_LIMIT;
         let mut cursor = None;
-        for (k, v) in url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match k.as_ref() {
                 "limit" => match v.parse::<u32>() {
                     Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,

@@ -5,7 +5,7 @@
 //! 2. CORS with an exact origin allow-list (preflights are answered here; every answer —
 //!    a 429 too — carries the CORS headers a browser needs to read it);
 //! 3. rate limiting per client, allow-listed networks exempt;
-//! 4. routing, compression and the handler ([`crate::router::router`]);
+//! 4. routing ([`crate::router`]), the handler, and compression when the client asks for it;
 //! 5. `X-Request-ID`, `X-Response-Time`, rate-limit headers, metrics by route template, and the
 //!    JSON access log (outside production mode).
 //!
@@ -16,20 +16,25 @@
 //! costing more instructions than the route itself. Here the policy is built once, headers
 //! are static values, and the front runs as a plain async function from the server.
 
-use crate::error::ApiError;
-use crate::extract::{Authenticated, bearer_token};
-use crate::middleware::{REQUEST_ID, client_ip, new_request_id};
-use crate::router::CompressWhen;
+use crate::error::{ApiError, PendingError};
+use crate::extract::{Ctx, bearer_token};
+use crate::middleware::{client_ip, new_request_id, response_time};
+use crate::router::{Params, Route, Routes, dispatch};
 use crate::state::AppState;
-use axum::Router;
 use axum::body::Body;
-use axum::extract::MatchedPath;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Instant;
-use tower::ServiceExt;
-use tower_http::compression::Compression;
+use tower::{Layer, Service};
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{And, NotForContentType, Predicate, SizeAbove};
+
+/// What compression applies to: bodies of `compression_min_bytes` and more, never images,
+/// gRPC or event streams.
+type CompressWhen =
+    And<And<And<SizeAbove, NotForContentType>, NotForContentType>, NotForContentType>;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_RESPONSE_TIME: HeaderName = HeaderName::from_static("x-response-time");
@@ -52,7 +57,8 @@ static TRUE: HeaderValue = HeaderValue::from_static("true");
 #[derive(Clone)]
 pub struct App {
     state: AppState,
-    router: Compression<Router, CompressWhen>,
+    routes: Arc<Routes>,
+    compression: CompressionLayer<CompressWhen>,
     /// Exact allowed origins (`scheme://host[:port]`), compared byte for byte: the guide's
     /// `origin.includes(domain)` let `https://yourdomain.com.attacker.io` through.
     origins: std::sync::Arc<[HeaderValue]>,
@@ -69,10 +75,23 @@ impl App {
             .filter_map(|o| HeaderValue::from_str(o).ok())
             .collect::<Vec<_>>()
             .into();
-        let router = crate::router::router(state.clone());
+        let min = state.settings().http.compression_min_bytes;
+        let compression = CompressionLayer::new()
+            .gzip(true)
+            .deflate(true)
+            .br(true)
+            // Brotli's default level costs milliseconds on dynamic JSON.
+            .quality(CompressionLevel::Fastest)
+            .compress_when(
+                SizeAbove::new(min)
+                    .and(NotForContentType::IMAGES)
+                    .and(NotForContentType::GRPC)
+                    .and(NotForContentType::SSE),
+            );
         Self {
             state,
-            router,
+            routes: Arc::new(Routes::new()),
+            compression,
             origins,
         }
     }
@@ -84,7 +103,7 @@ impl App {
     }
 
     /// Handles one request (see the module docs).
-    pub async fn handle(&self, mut req: Request<Body>) -> Response {
+    pub async fn handle(&self, req: Request<Body>, peer: Option<std::net::SocketAddr>) -> Response {
         let started = Instant::now();
         let id = match req.headers().get(&X_REQUEST_ID) {
             Some(v) if acceptable_id(v) => v.clone(),
@@ -100,9 +119,11 @@ impl App {
             .state
             .settings()
             .request_logs()
-            .then(|| AccessLog::of(&req, &self.state));
+            .then(|| AccessLog::of(&req, peer, &self.state));
 
         let mut limit_headers = None;
+        let matched = self.routes.at(req.uri().path());
+        let route = matched.as_ref().map(|(r, _)| r.template());
         let mut res = if preflight {
             // Answered here whatever the path: the browser only needs to know what it may send.
             let mut res = StatusCode::NO_CONTENT.into_response();
@@ -114,28 +135,29 @@ impl App {
             }
             res
         } else {
-            let limited = self.rate_limit(&mut req).await;
-            match limited {
+            let mut ctx = Ctx {
+                peer,
+                principal: None,
+            };
+            match self.rate_limit(&mut ctx, req.headers()).await {
                 Err(res) => res,
                 Ok(headers) => {
                     limit_headers = headers;
-                    let router = self.router.clone();
-                    REQUEST_ID
-                        .scope(id.clone(), async move {
-                            match router.oneshot(req).await {
-                                Ok(res) => res.map(Body::new),
-                                Err(never) => match never {},
-                            }
-                        })
-                        .await
+                    if req.headers().contains_key(header::ACCEPT_ENCODING) {
+                        self.dispatch_compressed(ctx, matched, req).await
+                    } else {
+                        dispatch(&self.state, &ctx, matched, req).await
+                    }
                 }
             }
         };
+        if let Some(pending) = res.extensions_mut().remove::<PendingError>() {
+            *res.body_mut() = Body::from(pending.render(id.to_str().ok()));
+        }
 
         let elapsed = started.elapsed();
         let status = res.status().as_u16();
-        let route = res.extensions_mut().remove::<MatchedPath>();
-        let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let route = route.unwrap_or("unmatched");
         let h = res.headers_mut();
         if !self.origins.is_empty() {
             h.append(header::VARY, VARY_VALUE.clone());
@@ -164,6 +186,28 @@ impl App {
         res
     }
 
+    /// The handler behind tower-http's compression, for clients that accept an encoding
+    /// (the others skip the compression machinery altogether).
+    async fn dispatch_compressed(
+        &self,
+        ctx: Ctx,
+        matched: Option<(Route, Params)>,
+        req: Request<Body>,
+    ) -> Response {
+        let state = self.state.clone();
+        let mut once = Some((ctx, matched));
+        let inner = tower::service_fn(move |req: Request<Body>| {
+            let state = state.clone();
+            let (ctx, matched) = once.take().unwrap_or_default();
+            async move { Ok::<_, std::convert::Infallible>(dispatch(&state, &ctx, matched, req).await) }
+        });
+        let mut svc = self.compression.clone().layer(inner);
+        match svc.call(req).await {
+            Ok(res) => res.map(Body::new),
+            Err(never) => match never {},
+        }
+    }
+
     fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
         if self.origins.is_empty() {
             return None;
@@ -179,13 +223,14 @@ impl App {
     /// `Err(429)`: refused.
     async fn rate_limit(
         &self,
-        req: &mut Request<Body>,
+        ctx: &mut Ctx,
+        headers: &HeaderMap,
     ) -> Result<Option<(u32, u32, u64)>, Response> {
         let Some(limiter) = self.state.limiter() else {
             return Ok(None);
         };
         let settings = self.state.settings();
-        let ip = client_ip(req, &settings.trusted_proxies).map(|c| c.0);
+        let ip = client_ip(ctx.peer, headers, &settings.trusted_proxies).map(|c| c.0);
         if let Some(ip) = ip
             && settings
                 .rate_limit_allowlist
@@ -197,11 +242,11 @@ impl App {
         // Keyed by the user of a *valid* key: keying by whatever token a request carries
         // would give an attacker a fresh budget per made-up key.
         let mut key = None;
-        if let Some(token) = bearer_token(req.headers())
+        if let Some(token) = bearer_token(headers)
             && let Ok(Some(principal)) = self.state.access().authenticate(token).await
         {
             key = Some(format!("u:{}", principal.user_id));
-            req.extensions_mut().insert(Authenticated(principal));
+            ctx.principal = Some(principal);
         }
         let key = key.unwrap_or_else(|| match ip {
             Some(ip) => format!("ip:{ip}"),
@@ -235,12 +280,6 @@ pub(crate) fn acceptable_id(v: &HeaderValue) -> bool {
     !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
 }
 
-fn response_time(elapsed: std::time::Duration) -> HeaderValue {
-    let mut buf = String::with_capacity(16);
-    let _ = write!(buf, "{:.2}ms", elapsed.as_secs_f64() * 1000.0);
-    HeaderValue::from_str(&buf).unwrap_or_else(|_| HeaderValue::from_static("0.00ms"))
-}
-
 /// What the access log needs from the request (captured before the request is consumed).
 struct AccessLog {
     uri: String,
@@ -249,7 +288,7 @@ struct AccessLog {
 }
 
 impl AccessLog {
-    fn of(req: &Request<Body>, state: &AppState) -> Self {
+    fn of(req: &Request<Body>, peer: Option<std::net::SocketAddr>, state: &AppState) -> Self {
         Self {
             uri: req.uri().to_string(),
             user_agent: req
@@ -258,7 +297,7 @@ impl AccessLog {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned(),
-            remote: client_ip(req, &state.settings().trusted_proxies)
+            remote: client_ip(peer, req.headers(), &state.settings().trusted_proxies)
                 .map(|c| c.0.to_string())
                 .unwrap_or_default(),
         }
@@ -294,11 +333,5 @@ mod tests {
         let a = new_request_id();
         assert!(acceptable_id(&a));
         assert_ne!(a, new_request_id());
-    }
-
-    #[test]
-    fn response_time_format() {
-        let v = response_time(std::time::Duration::from_micros(1234));
-        assert_eq!(v, "1.23ms");
     }
 }

@@ -1,7 +1,7 @@
 //! qa-sentinel's HTTP API.
 //!
-//! [`router`] builds the application (every endpoint of the contract with its middleware)
-//! over an [`AppState`]; [`server::serve`] runs it on a listener with TLS, HTTP/2, deadlines
+//! [`App`] is the application (the front around every endpoint of the contract) over an
+//! [`AppState`]; [`server::serve`] runs it on a listener with TLS, HTTP/2, deadlines
 //! and graceful shutdown. Handlers are thin: they extract and validate input, call the
 //! services in `services` (access control with caches, scans with deduplication and group
 //! commit), and shape the answer; every failure is an [`ApiError`] rendered as
@@ -21,7 +21,6 @@ mod state;
 
 pub use error::{ApiError, ApiResult};
 pub use front::App;
-pub use router::router;
 pub use state::{AppDeps, AppState, DependencyHealth, HealthCheck};
 
 /// The OpenAPI document of the API.

@@ -4,4 +4,4 @@ mod client_ip;
 mod request_id;
 
 pub(crate) use client_ip::client_ip;
-pub(crate) use request_id::{REQUEST_ID, current_request_id, new_request_id};
+pub(crate) use request_id::{new_request_id, response_time};

@@ -1,34 +1,31 @@
-//! Request ids.
+//! Request ids and the `X-Response-Time` value, formatted without `core::fmt` (which showed
+//! up at ~900 instructions per request in the profile).
 
 use axum::http::HeaderValue;
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-tokio::task_local! {
-    /// The id of the request the current task is handling (set by the front around the
-    /// router, read by error bodies).
-    pub(crate) static REQUEST_ID: HeaderValue;
-}
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// The id of the request being handled, if called inside one.
-pub(crate) fn current_request_id() -> Option<String> {
-    REQUEST_ID
-        .try_with(|v| v.to_str().ok().map(str::to_owned))
-        .ok()
-        .flatten()
-}
-
-/// A new request id: a random per-process prefix and a counter, so ids are unique across a
-/// fleet and cost a counter increment, not a UUID, per request.
+/// A new request id: a random per-process prefix and a counter (`3f9a1c2b-1a2f`), so ids are
+/// unique across a fleet and cost a counter increment, not a UUID, per request.
 pub(crate) fn new_request_id() -> HeaderValue {
     static PREFIX: OnceLock<u32> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(rand_u32);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut s = String::with_capacity(24);
-    let _ = write!(s, "{prefix:08x}-{n:x}");
-    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let mut buf = [0u8; 8 + 1 + 16];
+    for (i, b) in buf[..8].iter_mut().enumerate() {
+        *b = HEX[((prefix >> (28 - 4 * i)) & 0xf) as usize];
+    }
+    buf[8] = b'-';
+    // The counter in hex, without leading zeros.
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+    for i in 0..digits {
+        buf[9 + i] = HEX[((n >> (4 * (digits - 1 - i))) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&buf[..9 + digits]).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 fn rand_u32() -> u32 {
@@ -37,4 +34,56 @@ fn rand_u32() -> u32 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(u64::from(std::process::id()));
     u32::try_from(h.finish() & 0xffff_ffff).unwrap_or(0)
+}
+
+/// `X-Response-Time`: milliseconds with two decimals (`1.23ms`).
+pub(crate) fn response_time(elapsed: Duration) -> HeaderValue {
+    let hundredths = u64::try_from(elapsed.as_micros() / 10).unwrap_or(u64::MAX);
+    let (whole, frac) = (hundredths / 100, hundredths % 100);
+    let mut buf = [0u8; 24];
+    let mut i = buf.len();
+    for b in b"sm".iter() {
+        i -= 1;
+        buf[i] = *b;
+    }
+    i -= 1;
+    buf[i] = b'0' + (frac % 10) as u8;
+    i -= 1;
+    buf[i] = b'0' + (frac / 10) as u8;
+    i -= 1;
+    buf[i] = b'.';
+    let mut w = whole;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (w % 10) as u8;
+        w /= 10;
+        if w == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&buf[i..]).unwrap_or_else(|_| HeaderValue::from_static("0.00ms"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_prefix_and_counter() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        let s = a.to_str().unwrap();
+        let (prefix, n) = s.split_once('-').unwrap();
+        assert_eq!(prefix.len(), 8);
+        assert!(u64::from_str_radix(n, 16).is_ok());
+    }
+
+    #[test]
+    fn response_times() {
+        assert_eq!(response_time(Duration::from_micros(1234)), "1.23ms");
+        assert_eq!(response_time(Duration::from_micros(5)), "0.00ms");
+        assert_eq!(response_time(Duration::from_millis(12_345)), "12345.00ms");
+        assert_eq!(response_time(Duration::from_micros(90)), "0.09ms");
+    }
 }

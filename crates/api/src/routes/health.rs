@@ -1,11 +1,12 @@
 //! Health and metrics endpoints.
 
 use crate::error::ApiError;
+use crate::extract::Ctx;
 use crate::metrics::ProcessStats;
 use crate::middleware::client_ip;
 use crate::state::{AppState, DependencyHealth};
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health/live", tag = "health",
     responses((status = 200, description = "The process is up")))]
-pub(crate) async fn live() -> Response {
+pub(crate) fn live() -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -59,9 +60,9 @@ async fn redis_health(state: &AppState) -> DependencyHealth {
 /// Readiness: the database answers (and Redis, when configured, is not down).
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, description = "Ready to serve"), (status = 503, description = "A dependency is down")))]
-pub(crate) async fn ready(State(state): State<AppState>) -> Response {
-    let db = database_health(&state).await;
-    let redis = redis_health(&state).await;
+pub(crate) async fn ready(state: &AppState) -> Response {
+    let db = database_health(state).await;
+    let redis = redis_health(state).await;
     let ok = db.status == "ok";
     let status = if ok {
         StatusCode::OK
@@ -78,10 +79,10 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
 /// down.
 #[utoipa::path(get, path = "/health/performance", tag = "health",
     responses((status = 200, description = "Healthy"), (status = 503, description = "Degraded")))]
-pub(crate) async fn performance(State(state): State<AppState>) -> Response {
+pub(crate) async fn performance(state: &AppState) -> Response {
     let proc_stats = ProcessStats::read();
-    let db = database_health(&state).await;
-    let redis = redis_health(&state).await;
+    let db = database_health(state).await;
+    let redis = redis_health(state).await;
     let pool = state.store().pool_stats();
     let metrics = state.metrics();
     let worker = state.worker().map(|w| {
@@ -137,19 +138,20 @@ pub(crate) async fn performance(State(state): State<AppState>) -> Response {
 /// Prometheus metrics. In production mode only clients from `metrics_allow` may read them.
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub(crate) async fn metrics(
-    State(state): State<AppState>,
-    req: Request,
+pub(crate) fn metrics(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &Request<Body>,
 ) -> Result<Response, ApiError> {
     let settings = state.settings();
     if settings.production {
-        let allowed = client_ip(&req, &settings.trusted_proxies)
+        let allowed = client_ip(ctx.peer, req.headers(), &settings.trusted_proxies)
             .is_some_and(|ip| settings.metrics_allow.iter().any(|n| n.contains(&ip.0)));
         if !allowed {
             return Err(ApiError::forbidden());
         }
     }
-    update_gauges(&state);
+    update_gauges(state);
     let body = state.metrics().render();
     Ok((
         [(

@@ -2,11 +2,11 @@
 
 use crate::dto::{FindingView, PageOf, ScanAccepted, ScanView};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, JsonBytes, PageParams, parse_id};
+use crate::extract::{Ctx, PageParams, json_body, parse_id};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sentinel_core::{Page, ScanId};
 
@@ -37,13 +37,10 @@ fn wants_wait(query: Option<&str>) -> Result<bool, ApiError> {
         (status = 408, body = crate::dto::ErrorBody, description = "Scan timeout (with ?wait=true)"),
         (status = 413, body = crate::dto::ErrorBody), (status = 429, body = crate::dto::ErrorBody),
         (status = 503, body = crate::dto::ErrorBody, description = "Service busy, try again later")))]
-pub(crate) async fn submit(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    RawQuery(query): RawQuery,
-    JsonBytes(body): JsonBytes,
-) -> ApiResult<Response> {
-    let wait = wants_wait(query.as_deref())?;
+pub(crate) async fn submit(state: &AppState, ctx: &Ctx, req: Request<Body>) -> ApiResult<Response> {
+    let p = ctx.caller(state, req.headers()).await?;
+    let wait = wants_wait(req.uri().query())?;
+    let body = json_body(state, req).await?;
     let parsed = state.scans().parse(&body).map_err(ApiError::validation)?;
     let s = state.scans().submit(&p, &body, parsed, wait).await?;
     match s.finished {
@@ -80,11 +77,13 @@ pub(crate) async fn submit(
         (status = 401, body = crate::dto::ErrorBody), (status = 403, body = crate::dto::ErrorBody),
         (status = 404, body = crate::dto::ErrorBody)))]
 pub(crate) async fn get(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    Path(id): Path<String>,
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
+    id: &str,
 ) -> ApiResult<Response> {
-    let id: ScanId = parse_id(&id, "id")?;
+    let p = ctx.caller(state, req.headers()).await?;
+    let id: ScanId = parse_id(id, "id")?;
     let body = state.scans().get(&p, id).await?;
     // The cached, already-rendered JSON goes out as is.
     Ok((
@@ -106,12 +105,14 @@ pub(crate) async fn get(
         (status = 401, body = crate::dto::ErrorBody), (status = 403, body = crate::dto::ErrorBody),
         (status = 404, body = crate::dto::ErrorBody)))]
 pub(crate) async fn findings(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    Path(id): Path<String>,
-    page: PageParams,
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
+    id: &str,
 ) -> ApiResult<Json<Page<FindingView>>> {
-    let id: ScanId = parse_id(&id, "id")?;
+    let p = ctx.caller(state, req.headers()).await?;
+    let page = PageParams::from_query(req.uri().query())?;
+    let id: ScanId = parse_id(id, "id")?;
     Ok(Json(state.scans().findings(&p, id, page).await?))
 }
 
@@ -122,11 +123,14 @@ pub(crate) async fn findings(
         (status = 400, body = crate::dto::ErrorBody), (status = 401, body = crate::dto::ErrorBody),
         (status = 403, body = crate::dto::ErrorBody), (status = 404, body = crate::dto::ErrorBody)))]
 pub(crate) async fn artifact(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    Path((id, name)): Path<(String, String)>,
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
+    id: &str,
+    name: &str,
 ) -> ApiResult<Response> {
-    let id: ScanId = parse_id(&id, "id")?;
+    let p = ctx.caller(state, req.headers()).await?;
+    let id: ScanId = parse_id(id, "id")?;
     let valid = !name.is_empty()
         && name.len() <= 100
         && !name.starts_with('.')

@@ -2,12 +2,12 @@
 
 use crate::dto::{PageOf, ScanView, SiteView};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, JsonBytes, PageParams, parse_id};
+use crate::extract::{Ctx, PageParams, json_body, parse_id};
 use crate::routes::{body_object, name_field, unknown_fields};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use sentinel_core::auth::Access;
 use sentinel_core::site::parse_http_url;
 use sentinel_core::{
@@ -53,10 +53,12 @@ pub(crate) fn parse_new_site(body: &[u8]) -> Result<(String, SiteUrl), Validatio
     responses((status = 201, body = SiteView), (status = 400, body = crate::dto::ErrorBody),
         (status = 401, body = crate::dto::ErrorBody)))]
 pub(crate) async fn create(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    JsonBytes(body): JsonBytes,
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
 ) -> ApiResult<(StatusCode, Json<SiteView>)> {
+    let p = ctx.caller(state, req.headers()).await?;
+    let body = json_body(state, req).await?;
     let (name, base_url) = parse_new_site(&body).map_err(ApiError::validation)?;
     let site = Site {
         id: SiteId::new(),
@@ -76,10 +78,12 @@ pub(crate) async fn create(
     responses((status = 200, body = PageOf<SiteView>), (status = 400, body = crate::dto::ErrorBody),
         (status = 401, body = crate::dto::ErrorBody)))]
 pub(crate) async fn list(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    page: PageParams,
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
 ) -> ApiResult<Json<Page<SiteView>>> {
+    let p = ctx.caller(state, req.headers()).await?;
+    let page = PageParams::from_query(req.uri().query())?;
     let member = (p.role != Role::Admin).then_some(p.user_id);
     let sites = state
         .store()
@@ -98,11 +102,13 @@ pub(crate) async fn list(
         (status = 401, body = crate::dto::ErrorBody), (status = 403, body = crate::dto::ErrorBody),
         (status = 404, body = crate::dto::ErrorBody)))]
 pub(crate) async fn get(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    Path(id): Path<String>,
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
+    id: &str,
 ) -> ApiResult<Json<SiteView>> {
-    let id: SiteId = parse_id(&id, "id")?;
+    let p = ctx.caller(state, req.headers()).await?;
+    let id: SiteId = parse_id(id, "id")?;
     let site = state.access().authorize(&p, id, Access::Read).await?;
     Ok(Json(SiteView::from(&site)))
 }
@@ -115,16 +121,19 @@ pub(crate) async fn get(
         (status = 401, body = crate::dto::ErrorBody), (status = 403, body = crate::dto::ErrorBody),
         (status = 404, body = crate::dto::ErrorBody)))]
 pub(crate) async fn set_member(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    Path((id, user)): Path<(String, String)>,
-    JsonBytes(body): JsonBytes,
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
+    id: &str,
+    user: &str,
 ) -> ApiResult<StatusCode> {
+    let p = ctx.caller(state, req.headers()).await?;
+    let body = json_body(state, req).await?;
     let mut errors = ValidationErrors::new();
-    let site_id = parse_id::<SiteId>(&id, "id")
+    let site_id = parse_id::<SiteId>(id, "id")
         .map_err(|_| errors.add("id", "must be a UUID"))
         .ok();
-    let user_id = parse_id::<UserId>(&user, "userId")
+    let user_id = parse_id::<UserId>(user, "userId")
         .map_err(|_| errors.add("userId", "must be a UUID"))
         .ok();
     let role = match body_object(&body) {
@@ -174,12 +183,14 @@ pub(crate) async fn set_member(
         (status = 401, body = crate::dto::ErrorBody), (status = 403, body = crate::dto::ErrorBody),
         (status = 404, body = crate::dto::ErrorBody)))]
 pub(crate) async fn scans(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    Path(id): Path<String>,
-    page: PageParams,
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
+    id: &str,
 ) -> ApiResult<Json<Page<ScanView>>> {
-    let id: SiteId = parse_id(&id, "id")?;
+    let p = ctx.caller(state, req.headers()).await?;
+    let page = PageParams::from_query(req.uri().query())?;
+    let id: SiteId = parse_id(id, "id")?;
     Ok(Json(state.scans().list(&p, id, page).await?))
 }
 
@@ -190,11 +201,13 @@ pub(crate) async fn scans(
         (status = 401, body = crate::dto::ErrorBody), (status = 403, body = crate::dto::ErrorBody),
         (status = 404, body = crate::dto::ErrorBody)))]
 pub(crate) async fn drop_cache(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    Path(id): Path<String>,
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
+    id: &str,
 ) -> ApiResult<StatusCode> {
-    let id: SiteId = parse_id(&id, "id")?;
+    let p = ctx.caller(state, req.headers()).await?;
+    let id: SiteId = parse_id(id, "id")?;
     state.access().authorize(&p, id, Access::Write).await?;
     state.scans().invalidate_site(id).await;
     Ok(StatusCode::NO_CONTENT)

@@ -2,12 +2,12 @@
 
 use crate::dto::{NewUserBody, UserCreated};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, JsonBytes};
+use crate::extract::{Ctx, json_body};
 use crate::routes::body_object;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use sentinel_core::{ApiKey, Role, UserId, ValidationErrors, now_millis};
 use sentinel_store::NewUser;
 
@@ -40,13 +40,15 @@ pub(crate) fn parse_new_user(body: &[u8]) -> Result<(String, Role), ValidationEr
         (status = 400, body = crate::dto::ErrorBody), (status = 401, body = crate::dto::ErrorBody),
         (status = 403, body = crate::dto::ErrorBody)))]
 pub(crate) async fn create(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    JsonBytes(body): JsonBytes,
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
 ) -> ApiResult<(StatusCode, Json<UserCreated>)> {
+    let p = ctx.caller(state, req.headers()).await?;
     if p.role != Role::Admin {
         return Err(ApiError::forbidden());
     }
+    let body = json_body(state, req).await?;
     let (name, role) = parse_new_user(&body).map_err(ApiError::validation)?;
     let key = ApiKey::generate();
     let user = state

@@ -8,7 +8,6 @@ mod timed_io;
 
 use crate::front::App;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -179,13 +178,15 @@ fn connection(
         Box::pin(async move {
             let activity = ConnActivity::new();
             let svc_activity = activity.clone();
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
+            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 svc_activity.request_started();
                 let guard = InFlight(svc_activity.clone());
                 let app = app.clone();
+                // Boxed once: the request's future state is large, and hyper would otherwise
+                // move it (a memcpy of kilobytes) as it threads it through its dispatcher.
+                let fut = Box::pin(async move { app.handle(req.map(Body::new), Some(peer)).await });
                 async move {
-                    let res = app.handle(req.map(Body::new)).await;
+                    let res = fut.await;
                     drop(guard);
                     Ok::<_, std::convert::Infallible>(res)
                 }
