@@ -59,6 +59,8 @@ pub struct App {
     state: AppState,
     routes: Arc<Routes>,
     compression: CompressionLayer<CompressWhen>,
+    /// Requests being handled, for load shedding.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Exact allowed origins (`scheme://host[:port]`), compared byte for byte: the guide's
     /// `origin.includes(domain)` let `https://yourdomain.com.attacker.io` through.
     origins: std::sync::Arc<[HeaderValue]>,
@@ -92,6 +94,7 @@ impl App {
             state,
             routes: Arc::new(Routes::new()),
             compression,
+            in_flight: Arc::default(),
             origins,
         }
     }
@@ -110,6 +113,8 @@ impl App {
             _ => new_request_id(),
         };
         let method = req.method().clone();
+        let in_flight = InFlight::enter(&self.in_flight);
+        let overloaded = in_flight.count > self.state.settings().http.max_in_flight;
         let cors_origin = self.allowed_origin(req.headers());
         let preflight = method == Method::OPTIONS
             && req
@@ -124,7 +129,11 @@ impl App {
         let mut limit_headers = None;
         let matched = self.routes.at(req.uri().path());
         let route = matched.as_ref().map(|(r, _)| r.template());
-        let mut res = if preflight {
+        let mut res = if overloaded {
+            // Shed at once: queueing more work than can be done only makes every answer late.
+            metrics::counter!("http_shed_total").increment(1);
+            ApiError::unavailable("OVERLOADED", "Service busy, try again later", 1).into_response()
+        } else if preflight {
             // Answered here whatever the path: the browser only needs to know what it may send.
             let mut res = StatusCode::NO_CONTENT.into_response();
             if cors_origin.is_some() {
@@ -270,6 +279,26 @@ impl App {
         h.insert(REMAINING.clone(), HeaderValue::from(0u32));
         h.insert(RESET.clone(), HeaderValue::from(reset));
         Err(res)
+    }
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight<'a> {
+    counter: &'a std::sync::atomic::AtomicUsize,
+    count: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        let count = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        Self { counter, count }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.counter
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -142,6 +142,9 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// Open connections above which new ones are not accepted until some close.
     pub max_connections: usize,
+    /// Requests handled at once above which new ones are answered 503 at once: under
+    /// overload, latency stays bounded and the excess is shed instead of queued.
+    pub max_in_flight: usize,
     /// Concurrent streams per HTTP/2 connection.
     pub http2_max_streams: u32,
     /// Smallest response body that is compressed.
@@ -160,6 +163,7 @@ impl Default for HttpSettings {
             body_timeout_secs: 30,
             body_limit_bytes: 1024 * 1024,
             max_connections: 10_000,
+            max_in_flight: 1024,
             http2_max_streams: 256,
             compression_min_bytes: 1024,
             shutdown_grace_secs: 20,
@@ -587,6 +591,9 @@ impl Settings {
                 "http.body_limit_bytes",
                 "must be at least 1024",
             ));
+        }
+        if self.http.max_in_flight == 0 {
+            return Err(ConfigError::new("http.max_in_flight", "must be at least 1"));
         }
         if self.http.max_connections == 0 {
             return Err(ConfigError::new(

@@ -400,3 +400,41 @@ async fn timeouts_limits_and_backpressure(backend: Backend) {
     assert_eq!(v["code"], "RATE_LIMITED");
 }
 both_backends!(timeouts_limits_and_backpressure);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_with_503() {
+    let api = Api::start_opts(
+        Backend::Sqlite,
+        &[("SENTINEL_HTTP__MAX_IN_FLIGHT", "1")],
+        &["--role", "api"],
+    )
+    .await;
+    let (_, key) = api.member("m").await;
+    let site = api.site(&key, "https://a.example.test/").await;
+    // One request holds the only slot (it waits for a scan that nothing runs)…
+    let client = api.client.clone();
+    let url = api.url("/api/scan?wait=true");
+    let body =
+        json!({"url": "https://a.example.test/", "siteId": site, "options": {"timeout": 3000}});
+    let (k, b) = (key.clone(), body.clone());
+    let holder = tokio::spawn(async move {
+        client
+            .post(url)
+            .bearer_auth(k)
+            .json(&b)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // …so the next one is refused at once, not queued.
+    let res = api.call(Method::GET, "/health/live", None, None).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get("retry-after").is_some());
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["code"], "OVERLOADED");
+    assert_eq!(holder.await.unwrap(), StatusCode::REQUEST_TIMEOUT);
+    let res = api.call(Method::GET, "/health/live", None, None).await;
+    assert_eq!(res.status(), StatusCode::OK, "capacity is back");
+}
