@@ -1,5 +1,9 @@
 //! Artifact storage (screenshots, baselines, diff images): one interface, a local directory
-//! by default.
+//! by default, S3-compatible object storage by configuration ([`S3Store`]).
+
+mod s3;
+
+pub use s3::{S3Config, S3Store};
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -11,8 +11,13 @@
 //! timeout a few probe calls find out whether it is back.
 //!
 //! Only unavailability counts against the database: a conflict or a missing row proves it
-//! answered. Schema migration and bulk import are administrative, run once, and may take
-//! long: they pass through unguarded.
+//! answered. And an overloaded database is not a dead one: when a call fails because every
+//! pooled connection is busy (the pool is full and none came free in time), the breaker is
+//! told nothing, since opening it would turn a slow spell into seconds of refusing every
+//! request, including the ones that would have succeeded. A call that runs past its
+//! deadline always counts: a hung server holds on to the connections it has, so its pool
+//! looks full too. Schema migration and bulk import are administrative, run once, and may
+//! take long: they pass through unguarded.
 
 use crate::{
     Backend, Baseline, ImportBatch, ImportCounts, JobFate, Lease, NewUser, PoolStats, QueueDepth,
@@ -144,7 +149,13 @@ impl GuardedStore {
                 )))
             }
             Ok(Err(e @ StoreError::Unavailable(_))) => {
-                permit.failure();
+                let pool = self.inner.pool_stats();
+                if pool.max > 0 && pool.size >= pool.max && pool.idle == 0 {
+                    // Saturated, not gone: neither a failure nor a success.
+                    drop(permit);
+                } else {
+                    permit.failure();
+                }
                 Err(e)
             }
             Ok(other) => {
@@ -367,11 +378,30 @@ mod tests {
         assert_eq!(store.breaker().snapshot().state, BreakerState::Closed);
     }
 
-    /// A store that never answers (a hung server).
-    struct Hung(Arc<dyn Store>);
+    #[derive(Clone, Copy)]
+    enum Fault {
+        /// Never answers (a hung server): `ping` and `get_scan` wait forever.
+        Hung,
+        /// Every connection busy: `ping` and `get_scan` fail at once with a full pool.
+        Saturated,
+    }
+
+    /// A store whose `ping` and `get_scan` misbehave; everything else is SQLite.
+    struct Faulty(Arc<dyn Store>, Fault);
+
+    impl Faulty {
+        async fn fail<T>(&self) -> Result<T> {
+            match self.1 {
+                Fault::Hung => std::future::pending().await,
+                Fault::Saturated => Err(StoreError::Unavailable(
+                    "pool timed out while waiting for an open connection".into(),
+                )),
+            }
+        }
+    }
 
     #[async_trait]
-    impl Store for Hung {
+    impl Store for Faulty {
         fn backend(&self) -> Backend {
             self.0.backend()
         }
@@ -379,10 +409,18 @@ mod tests {
             Ok(())
         }
         async fn ping(&self) -> Result<()> {
-            std::future::pending().await
+            self.fail().await
         }
         fn pool_stats(&self) -> PoolStats {
-            self.0.pool_stats()
+            match self.1 {
+                Fault::Hung => self.0.pool_stats(),
+                Fault::Saturated => PoolStats {
+                    size: 20,
+                    idle: 0,
+                    waiting: 50,
+                    max: 20,
+                },
+            }
         }
         fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
             self.0.subscribe()
@@ -423,7 +461,7 @@ mod tests {
             self.0.create_scans(s, m).await
         }
         async fn get_scan(&self, _: ScanId) -> Result<Option<Scan>> {
-            std::future::pending().await
+            self.fail().await
         }
         async fn list_scans(&self, s: SiteId, a: Option<Cursor>, l: u32) -> Result<Page<Scan>> {
             self.0.list_scans(s, a, l).await
@@ -489,7 +527,7 @@ mod tests {
                 .unwrap(),
         );
         sqlite.migrate().await.unwrap();
-        let store = GuardedStore::new(Arc::new(Hung(sqlite)), options()).unwrap();
+        let store = GuardedStore::new(Arc::new(Faulty(sqlite, Fault::Hung)), options()).unwrap();
         for _ in 0..5 {
             let r = store.get_scan(ScanId::new()).await;
             assert!(
@@ -520,5 +558,29 @@ mod tests {
             BreakerState::Open,
             "probe failed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_saturated_pool_is_not_an_outage() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(dir.path().join("db"), &crate::SqliteOptions::default())
+                .await
+                .unwrap(),
+        );
+        sqlite.migrate().await.unwrap();
+        let store =
+            GuardedStore::new(Arc::new(Faulty(sqlite, Fault::Saturated)), options()).unwrap();
+        for _ in 0..50 {
+            let r = store.get_scan(ScanId::new()).await;
+            assert!(matches!(&r, Err(StoreError::Unavailable(_))), "{r:?}");
+        }
+        let snap = store.breaker().snapshot();
+        assert_eq!(
+            snap.state,
+            BreakerState::Closed,
+            "overload opened the breaker"
+        );
+        assert_eq!(snap.failures, 0);
     }
 }

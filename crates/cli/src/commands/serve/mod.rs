@@ -11,7 +11,7 @@ use anyhow::Context;
 use sentinel_api::server::{ServerConfig, serve};
 use sentinel_api::{App, AppDeps, AppState};
 use sentinel_config::{Overrides, Settings};
-use sentinel_store::artifacts::{ArtifactStore, LocalDir};
+use sentinel_store::artifacts::{ArtifactStore, LocalDir, S3Config, S3Store};
 use sentinel_store::{PgOptions, SqliteOptions, Store};
 use sentinel_worker::{WorkerConfig, WorkerPool};
 use std::net::SocketAddr;
@@ -99,6 +99,28 @@ pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn St
     Ok(store)
 }
 
+/// The artifact store the settings name: S3-compatible storage when an endpoint is set, else
+/// a local directory.
+pub(crate) async fn open_artifacts(settings: &Settings) -> anyhow::Result<Arc<dyn ArtifactStore>> {
+    let a = &settings.artifacts;
+    Ok(match (&a.s3_endpoint, &a.s3_bucket) {
+        (Some(endpoint), Some(bucket)) => Arc::new(
+            S3Store::connect(&S3Config {
+                endpoint: endpoint.clone(),
+                bucket: bucket.clone(),
+                region: a.s3_region.clone(),
+                access_key: a.s3_access_key.clone().unwrap_or_default(),
+                secret_key: a.s3_secret_key.clone().unwrap_or_default(),
+            })
+            .await
+            .context("connecting to the artifact bucket")?,
+        ),
+        _ => Arc::new(
+            LocalDir::new(settings.artifact_dir()).context("opening the artifact directory")?,
+        ),
+    })
+}
+
 fn worker_config(settings: &Settings) -> WorkerConfig {
     let w = &settings.worker;
     WorkerConfig {
@@ -141,8 +163,7 @@ async fn shutdown_signal(token: CancellationToken) {
 async fn serve_all(settings: Settings) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
     let store = open_store(&settings).await?;
-    let artifacts: Arc<dyn ArtifactStore> =
-        Arc::new(LocalDir::new(settings.artifact_dir()).context("opening the artifact directory")?);
+    let artifacts = open_artifacts(&settings).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
 
