@@ -224,3 +224,12 @@ pub struct ErrorBody {
     /// The request's id.
     pub request_id: Option<String>,
 }
+
+/// `POST /api/sites/{id}/baselines` body.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineBody {
+    /// A completed visual-regression scan of this site.
+    #[schema(format = Uuid)]
+    pub scan_id: String,
+}

@@ -25,6 +25,7 @@ pub(crate) enum Route {
     SiteMember,
     SiteScans,
     SiteCache,
+    SiteBaselines,
     Scan,
     ScanById,
     ScanFindings,
@@ -37,13 +38,14 @@ pub(crate) enum Route {
 }
 
 impl Route {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 16] = [
         Self::Users,
         Self::Sites,
         Self::Site,
         Self::SiteMember,
         Self::SiteScans,
         Self::SiteCache,
+        Self::SiteBaselines,
         Self::Scan,
         Self::ScanById,
         Self::ScanFindings,
@@ -64,6 +66,7 @@ impl Route {
             Self::SiteMember => "/api/sites/{id}/members/{userId}",
             Self::SiteScans => "/api/sites/{id}/scans",
             Self::SiteCache => "/api/sites/{id}/cache",
+            Self::SiteBaselines => "/api/sites/{id}/baselines",
             Self::Scan => "/api/scan",
             Self::ScanById => "/api/scans/{id}",
             Self::ScanFindings => "/api/scans/{id}/findings",
@@ -79,7 +82,7 @@ impl Route {
     /// The methods it answers (HEAD is served wherever GET is).
     const fn allow(self) -> &'static str {
         match self {
-            Self::Users | Self::Scan => "POST",
+            Self::Users | Self::Scan | Self::SiteBaselines => "POST",
             Self::Sites => "GET, HEAD, POST",
             Self::SiteMember => "PUT",
             Self::SiteCache => "DELETE",
@@ -183,6 +186,9 @@ pub(crate) async fn dispatch(
         (Route::SiteScans, _) if get => respond(sites::scans(state, ctx, req, &params.id).await),
         (Route::SiteCache, Method::DELETE) => {
             respond(sites::drop_cache(state, ctx, req, &params.id).await)
+        }
+        (Route::SiteBaselines, Method::POST) => {
+            respond(sites::approve_baseline(state, ctx, req, &params.id).await)
         }
         _ => method_not_allowed(route),
     }

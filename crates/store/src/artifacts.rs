@@ -36,6 +36,21 @@ pub trait ArtifactStore: Send + Sync + 'static {
     async fn exists(&self, key: &str) -> Result<bool, ArtifactError>;
 }
 
+/// Where a scan's images live: `scans/{scan}/{name}` with `name` one of
+/// `current.png` (the capture), `baseline.png` (the baseline it was compared with) and
+/// `diff.png`. The API serves exactly these, with the scan's permissions.
+#[must_use]
+pub fn scan_artifact_key(scan: sentinel_core::ScanId, name: &str) -> String {
+    format!("scans/{scan}/{name}")
+}
+
+/// Where an approved baseline image lives: named after the scan whose capture it is, so
+/// baseline objects never change; the store's baseline row points at the current one.
+#[must_use]
+pub fn baseline_artifact_key(site: sentinel_core::SiteId, scan: sentinel_core::ScanId) -> String {
+    format!("baselines/{site}/{scan}.png")
+}
+
 /// The longest key accepted (a scan id, a page hash and a file name fit many times over).
 const MAX_KEY_LEN: usize = 1024;
 

@@ -30,13 +30,13 @@ impl Modify for BearerAuth {
     paths(
         super::users::create,
         super::sites::create, super::sites::list, super::sites::get, super::sites::set_member,
-        super::sites::scans, super::sites::drop_cache,
+        super::sites::scans, super::sites::drop_cache, super::sites::approve_baseline,
         super::scans::submit, super::scans::get, super::scans::findings, super::scans::artifact,
         super::health::live, super::health::ready, super::health::performance, super::health::metrics,
         openapi_json,
     ),
     components(schemas(dto::ScanView, dto::FindingView, dto::SiteView, dto::NewSiteBody, dto::NewUserBody,
-        dto::UserCreated, dto::GrantBody, dto::ScanRequestBody, dto::ScanAccepted, dto::ErrorBody)),
+        dto::UserCreated, dto::GrantBody, dto::BaselineBody, dto::ScanRequestBody, dto::ScanAccepted, dto::ErrorBody)),
     modifiers(&BearerAuth),
 )]
 pub(crate) struct ApiDoc;

@@ -147,7 +147,7 @@ pub(crate) async fn artifact(
         .scans()
         .authorize_scan(&p, id, sentinel_core::auth::Access::Read)
         .await?;
-    let key = format!("scans/{id}/{name}");
+    let key = sentinel_store::artifacts::scan_artifact_key(id, name);
     let bytes = match state.artifacts().get(&key).await {
         Ok(b) => b,
         Err(sentinel_store::artifacts::ArtifactError::NotFound(_)) => {

@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use sentinel_core::auth::Access;
 use sentinel_core::site::parse_http_url;
 use sentinel_core::{
-    Page, Role, Site, SiteId, SiteRole, SiteUrl, UserId, ValidationErrors, now_millis,
+    Page, Role, ScanId, Site, SiteId, SiteRole, SiteUrl, UserId, ValidationErrors, now_millis,
 };
 
 pub(crate) fn parse_new_site(body: &[u8]) -> Result<(String, SiteUrl), ValidationErrors> {
@@ -210,5 +210,55 @@ pub(crate) async fn drop_cache(
     let id: SiteId = parse_id(id, "id")?;
     state.access().authorize(&p, id, Access::Write).await?;
     state.scans().invalidate_site(id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Approves a completed visual-regression scan's capture as the baseline of its page (at its
+/// viewport and capture mode); the next scan of that page compares against it.
+#[utoipa::path(post, path = "/api/sites/{id}/baselines", tag = "sites", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    request_body = crate::dto::BaselineBody,
+    responses((status = 204, description = "Approved"), (status = 400, body = crate::dto::ErrorBody),
+        (status = 401, body = crate::dto::ErrorBody), (status = 403, body = crate::dto::ErrorBody),
+        (status = 404, body = crate::dto::ErrorBody)))]
+pub(crate) async fn approve_baseline(
+    state: &AppState,
+    ctx: &Ctx,
+    req: Request<Body>,
+    id: &str,
+) -> ApiResult<StatusCode> {
+    let p = ctx.caller(state, req.headers()).await?;
+    let site_id: SiteId = parse_id(id, "id")?;
+    let body = json_body(state, req).await?;
+    let obj = body_object(&body).map_err(ApiError::validation)?;
+    let mut errors = ValidationErrors::new();
+    unknown_fields(&obj, &["scanId"], &mut errors);
+    let scan_id = match obj
+        .get("scanId")
+        .and_then(|v| v.as_str())
+        .map(|s| parse_id::<ScanId>(s, "scanId"))
+    {
+        Some(Ok(id)) => Some(id),
+        _ => {
+            errors.add(
+                "scanId",
+                "is required (the UUID of a completed visual-regression scan)",
+            );
+            None
+        }
+    };
+    let Some(scan_id) = scan_id.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    crate::services::baselines::approve(
+        state.store(),
+        state.artifacts(),
+        state.access(),
+        state.scans(),
+        &p,
+        site_id,
+        scan_id,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

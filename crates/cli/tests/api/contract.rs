@@ -319,6 +319,8 @@ async fn health_metrics_openapi(backend: Backend) {
         "/api/scans/{id}/findings",
         "/api/sites/{id}/scans",
         "/api/sites/{id}/cache",
+        "/api/sites/{id}/baselines",
+        "/api/scans/{id}/artifacts/{name}",
         "/health/live",
         "/health/ready",
         "/health/performance",

@@ -438,3 +438,81 @@ async fn overload_is_shed_with_503() {
     let res = api.call(Method::GET, "/health/live", None, None).await;
     assert_eq!(res.status(), StatusCode::OK, "capacity is back");
 }
+
+async fn baseline_approval_is_checked(backend: Backend) {
+    let api = Api::start_opts(backend, &[], &["--role", "api"]).await;
+    let (_, key) = api.member("m").await;
+    let (_, other) = api.member("o").await;
+    let site = api.site(&key, "https://a.example.test/").await;
+    let (_, links) = api
+        .scan(&key, &site, "https://a.example.test/", json!({}))
+        .await;
+    let path = format!("/api/sites/{site}/baselines");
+    let (s, v) = api
+        .json(
+            Method::POST,
+            &path,
+            Some(&key),
+            Some(json!({"scanId": links["scanId"]})),
+        )
+        .await;
+    assert_eq!(
+        (s, fields(&v)),
+        (StatusCode::BAD_REQUEST, vec!["scanId".to_owned()]),
+        "{v}"
+    );
+    assert!(
+        v["details"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("visual-regression"),
+        "{v}"
+    );
+    let (_, visual) = api
+        .scan(
+            &key,
+            &site,
+            "https://a.example.test/",
+            json!({"checkType": "visual-regression"}),
+        )
+        .await;
+    let (s, v) = api
+        .json(
+            Method::POST,
+            &path,
+            Some(&key),
+            Some(json!({"scanId": visual["scanId"]})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "a queued scan has nothing to approve: {v}"
+    );
+    let (s, _) = api
+        .json(
+            Method::POST,
+            &path,
+            Some(&key),
+            Some(json!({"scanId": "0190a5d2-3b4c-7def-8123-456789abcdef"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = api
+        .json(Method::POST, &path, Some(&key), Some(json!({})))
+        .await;
+    assert_eq!(
+        (s, fields(&v)),
+        (StatusCode::BAD_REQUEST, vec!["scanId".to_owned()])
+    );
+    let (s, _) = api
+        .json(
+            Method::POST,
+            &path,
+            Some(&other),
+            Some(json!({"scanId": visual["scanId"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+both_backends!(baseline_approval_is_checked);
