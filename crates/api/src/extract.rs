@@ -88,10 +88,20 @@ pub(crate) async fn json_body(state: &AppState, req: Request<Body>) -> ApiResult
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    match axum::body::to_bytes(req.into_body(), limit).await {
-        Ok(b) => Ok(b),
-        Err(e) if is_length_limit(&e) => Err(too_large(limit)),
-        Err(e) => Err(ApiError::field("body", format!("could not be read: {e}"))),
+    // A client that trickles its body must not hold a request (and its connection) forever.
+    let deadline = std::time::Duration::from_secs(state.settings().http.body_timeout_secs);
+    match tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), limit)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) if is_length_limit(&e) => Err(too_large(limit)),
+        Ok(Err(e)) => Err(ApiError::field("body", format!("could not be read: {e}"))),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "BODY_TIMEOUT",
+            format!(
+                "The request body did not arrive within {} s",
+                deadline.as_secs()
+            ),
+        )),
     }
 }
 

@@ -18,6 +18,7 @@
 
 pub mod artifacts;
 pub mod guarded;
+pub mod instrumented;
 mod model;
 mod pool;
 mod postgres;

@@ -294,6 +294,7 @@ async fn health_metrics_openapi(backend: Backend) {
         "worker_pool_size",
         "db_pool_connections",
         "cache_hit_rate",
+        "db_query_duration_seconds",
     ] {
         assert!(text.contains(name), "metric {name} missing");
     }

@@ -12,6 +12,7 @@ use sentinel_api::server::{ServerConfig, serve};
 use sentinel_api::{App, AppDeps, AppState};
 use sentinel_config::{Overrides, Settings};
 use sentinel_store::artifacts::{ArtifactStore, LocalDir, S3Config, S3Store};
+use sentinel_store::instrumented::InstrumentedStore;
 use sentinel_store::{PgOptions, SqliteOptions, Store};
 use sentinel_worker::{WorkerConfig, WorkerPool};
 use std::net::SocketAddr;
@@ -162,7 +163,8 @@ async fn shutdown_signal(token: CancellationToken) {
 
 async fn serve_all(settings: Settings) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
-    let store = open_store(&settings).await?;
+    // Every store call is timed into `db_query_duration_seconds`.
+    let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(open_store(&settings).await?));
     let artifacts = open_artifacts(&settings).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
