@@ -114,10 +114,8 @@ impl Locks for LocalLocks {
             // Bound memory if holders die without releasing (a panic in a scan task).
             held.retain(|_, (_, until)| *until > now);
         }
-        if let Some((_, until)) = held.get(key) {
-            if *until > now {
-                return Ok(None);
-            }
+        if held.get(key).is_some_and(|(_, until)| *until > now) {
+            return Ok(None);
         }
         let token = random_token();
         held.insert(key.to_owned(), (token.clone(), now + ttl));

@@ -187,11 +187,11 @@ where
     /// Drops a key from both levels.
     pub async fn invalidate(&self, key: &K) {
         self.l1.remove(key);
-        if let Some(remote) = &self.remote {
-            if let Err(e) = remote.del(&key.remote_key()).await {
-                self.stats.l2_error();
-                tracing::debug!(cache = self.name, error = %e, "L2 delete failed");
-            }
+        if let Some(remote) = &self.remote
+            && let Err(e) = remote.del(&key.remote_key()).await
+        {
+            self.stats.l2_error();
+            tracing::debug!(cache = self.name, error = %e, "L2 delete failed");
         }
     }
 

@@ -11,9 +11,9 @@
 //! timeout a few probe calls find out whether it is back.
 //!
 //! Only unavailability counts against the database: a conflict or a missing row proves it
-//! answered. And an overloaded database is not a dead one: when a call fails because every
-//! pooled connection is busy (the pool is full and none came free in time), the breaker is
-//! told nothing, since opening it would turn a slow spell into seconds of refusing every
+//! answered. And an overloaded database is not a dead one: when a call fails while the pool
+//! holds all the connections it may open (they are busy, and none came free in time), the
+//! breaker is told nothing, since opening it would turn a slow spell into seconds of refusing every
 //! request, including the ones that would have succeeded. A call that runs past its
 //! deadline always counts: a hung server holds on to the connections it has, so its pool
 //! looks full too. Schema migration and bulk import are administrative, run once, and may
@@ -149,9 +149,10 @@ impl GuardedStore {
                 )))
             }
             Ok(Err(e @ StoreError::Unavailable(_))) => {
+                // Saturated, not gone: every connection is open (an outage closes them,
+                // and new ones cannot be made). Neither a failure nor a success.
                 let pool = self.inner.pool_stats();
-                if pool.max > 0 && pool.size >= pool.max && pool.idle == 0 {
-                    // Saturated, not gone: neither a failure nor a success.
+                if pool.max > 0 && pool.size >= pool.max {
                     drop(permit);
                 } else {
                     permit.failure();

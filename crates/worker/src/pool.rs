@@ -2,6 +2,7 @@
 
 use crate::backoff::retry_delay;
 use crate::executor::{ExecError, ExecutorRegistry, JobContext, ScanOutcome};
+use sentinel_cache::{HeldLock, LocalLocks, Locks, scan_lock_key};
 use sentinel_core::{CheckType, now_millis};
 use sentinel_store::{JobFate, Lease, Store, StoreError, StoreEvent};
 use std::sync::Arc;
@@ -80,6 +81,15 @@ pub struct WorkerPoolStats {
     pub failed: u64,
 }
 
+/// The outcome of taking a scan's lock.
+enum ScanLock {
+    Held(HeldLock),
+    /// Held elsewhere after a short wait.
+    Busy,
+    /// The lock backend cannot be reached.
+    Unavailable,
+}
+
 /// How a job ended, from the runtime's point of view.
 enum RunEnd {
     Done(Result<ScanOutcome, ExecError>),
@@ -94,6 +104,8 @@ pub struct WorkerPool {
     store: Arc<dyn Store>,
     executors: ExecutorRegistry,
     config: WorkerConfig,
+    /// Per site+URL+options: one scan of the same work at a time (see `scan_lock`).
+    locks: Arc<dyn Locks>,
     busy: Arc<AtomicU32>,
     completed: AtomicU64,
     failed: AtomicU64,
@@ -117,10 +129,20 @@ impl WorkerPool {
             store,
             executors,
             config,
+            locks: Arc::new(LocalLocks::new()),
             busy: Arc::new(AtomicU32::new(0)),
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         }
+    }
+
+    /// Uses `locks` (shared by every worker process, e.g. Redis) instead of the default
+    /// in-process locks, so that one site+URL+options is never scanned twice at once across
+    /// the whole fleet.
+    #[must_use]
+    pub fn with_locks(mut self, locks: Arc<dyn Locks>) -> Self {
+        self.locks = locks;
+        self
     }
 
     /// Current gauges.
@@ -325,6 +347,11 @@ impl WorkerPool {
                 lease.scan.check_type()
             ))));
         };
+        let lock = match self.scan_lock(lease, &shutdown).await {
+            ScanLock::Held(lock) => Some(lock),
+            ScanLock::Unavailable => None,
+            ScanLock::Busy => return RunEnd::Released,
+        };
         let run_cancel = CancellationToken::new();
         let ctx = JobContext {
             scan: lease.scan.clone(),
@@ -351,7 +378,7 @@ impl WorkerPool {
                 }
                 _ = heartbeat.tick() => {
                     match self.store.heartbeat(lease, self.config.lease).await {
-                        Ok(true) => {}
+                        Ok(true) => self.renew_scan_lock(lock.as_ref()).await,
                         Ok(false) => {
                             warn!("lease lost (taken over after expiry); stopping this run");
                             run_cancel.cancel();
@@ -376,7 +403,65 @@ impl WorkerPool {
                 }
             }
         };
+        if let Some(lock) = lock {
+            // Compare-and-delete: a no-op if the lock expired and someone else holds it.
+            if let Err(e) = self.locks.release(&lock).await {
+                debug!(error = %e, "releasing the scan lock failed; it expires by itself");
+            }
+        }
         end
+    }
+
+    /// Takes the lock on a scan's work (site, URL and options), so that two jobs for the
+    /// same work (say, one submitted again after its site's cache was invalidated) never
+    /// run side by side on different workers. The job lease alone cannot see that: it
+    /// fences each job, not the work. The lock is a lease too (TTL = the job lease, renewed
+    /// with each heartbeat), so a killed holder frees it by itself.
+    ///
+    /// When another worker holds it, this waits a little (that scan is often about to
+    /// finish) and then gives up: the job goes back to the queue, its attempt not counted.
+    /// When the lock backend is down, the scan runs without the lock: duplicate work is a
+    /// smaller harm than no scans, and results stay correct through the job lease.
+    async fn scan_lock(&self, lease: &Lease, shutdown: &CancellationToken) -> ScanLock {
+        let scan = &lease.scan;
+        let key = scan_lock_key(scan.site_id, &scan.url, &scan.options);
+        let deadline = Instant::now() + (self.config.lease / 2).min(Duration::from_secs(5));
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.locks.try_acquire(&key, self.config.lease).await {
+                Ok(Some(lock)) => return ScanLock::Held(lock),
+                Ok(None) if Instant::now() + pause < deadline => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return ScanLock::Busy,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Ok(None) => {
+                    metrics::counter!("scan_lock_busy_total").increment(1);
+                    info!(
+                        "another worker is scanning the same site, URL and options; returning the job"
+                    );
+                    return ScanLock::Busy;
+                }
+                Err(e) => {
+                    metrics::counter!("scan_lock_unavailable_total").increment(1);
+                    warn!(error = %e, "scan lock unavailable; scanning without it");
+                    return ScanLock::Unavailable;
+                }
+            }
+        }
+    }
+
+    async fn renew_scan_lock(&self, lock: Option<&HeldLock>) {
+        let Some(lock) = lock else { return };
+        match self.locks.renew(lock, self.config.lease).await {
+            Ok(true) => {}
+            // Expired (a long stall, or Redis lost it): the job lease still fences our
+            // writes, so finish the scan rather than waste it.
+            Ok(false) => warn!("scan lock lost; finishing the scan under its job lease"),
+            Err(e) => debug!(error = %e, "renewing the scan lock failed"),
+        }
     }
 
     async fn finish(&self, lease: &Lease, end: RunEnd) {
@@ -463,4 +548,111 @@ where
         }
     }
     op().await
+}
+
+#[cfg(test)]
+mod scan_lock_tests {
+    //! Two pools (two worker processes) sharing one lock backend and one store.
+
+    use super::*;
+    use crate::executor::ScanExecutor;
+    use async_trait::async_trait;
+    use sentinel_core::{ApiKeyHash, NewScan, Role, ScanId, ScanOptions, ScanStatus, Site};
+    use sentinel_core::{SiteId, SiteUrl, UserId};
+    use sentinel_store::{NewUser, SqliteOptions, SqliteStore};
+
+    /// Counts how many runs overlap.
+    #[derive(Default)]
+    struct Slow {
+        running: AtomicU32,
+        most: AtomicU32,
+    }
+
+    #[async_trait]
+    impl ScanExecutor for Slow {
+        fn check_type(&self) -> CheckType {
+            CheckType::BrokenLinks
+        }
+        async fn execute(&self, _ctx: &JobContext) -> Result<ScanOutcome, ExecError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(ScanOutcome::default())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_same_work_never_runs_twice_at_once_across_pools() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(dir.path().join("db"), &SqliteOptions::default())
+                .await
+                .unwrap(),
+        );
+        store.migrate().await.unwrap();
+        let user = store
+            .create_user(&NewUser {
+                id: UserId::new(),
+                name: "u".into(),
+                role: Role::Admin,
+                key_hash: ApiKeyHash::of(b"k"),
+                created_at: now_millis(),
+            })
+            .await
+            .unwrap();
+        let site = Site {
+            id: SiteId::new(),
+            name: "s".into(),
+            base_url: SiteUrl::parse("http://127.0.0.1:9/").unwrap(),
+            created_at: now_millis(),
+        };
+        store.create_site(&site, user.id).await.unwrap();
+        // Three jobs for the same work (same site, URL and options).
+        let scan = |url: &str| NewScan {
+            id: ScanId::new(),
+            site_id: site.id,
+            url: url.into(),
+            options: ScanOptions::default(),
+            created_by: Some(user.id),
+            created_at: now_millis(),
+        };
+        let scans = [
+            scan("http://127.0.0.1:9/"),
+            scan("http://127.0.0.1:9/"),
+            scan("http://127.0.0.1:9/"),
+        ];
+        store.create_scans(&scans, 3).await.unwrap();
+
+        let slow = Arc::new(Slow::default());
+        let locks: Arc<dyn Locks> = Arc::new(LocalLocks::new());
+        let pool = |id: &str| {
+            let config = WorkerConfig {
+                worker_id: id.into(),
+                slots: 1,
+                ..WorkerConfig::default()
+            };
+            Arc::new(
+                WorkerPool::new(
+                    store.clone(),
+                    ExecutorRegistry::new().with(slow.clone()),
+                    config,
+                )
+                .with_locks(locks.clone()),
+            )
+        };
+        let (a, b) = (pool("a"), pool("b"));
+        let (ra, rb) = tokio::join!(a.run_until_idle(), b.run_until_idle());
+        assert!(ra.unwrap() + rb.unwrap() >= 3);
+        for s in &scans {
+            let got = store.get_scan(s.id).await.unwrap().unwrap();
+            assert_eq!(got.status, ScanStatus::Completed, "{got:?}");
+            assert_eq!(got.attempts, 1, "waiting for the lock costs no attempt");
+        }
+        assert_eq!(
+            slow.most.load(Ordering::SeqCst),
+            1,
+            "two runs of the same work overlapped"
+        );
+    }
 }

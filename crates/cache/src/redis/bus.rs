@@ -1,6 +1,6 @@
 //! Invalidation messages between API processes over Redis pub/sub.
 
-use super::Redis;
+use super::{Conn, Redis};
 use crate::bus::{Invalidation, InvalidationBus};
 use crate::lock::random_token;
 use async_trait::async_trait;
@@ -30,13 +30,21 @@ struct Envelope {
 /// Cluster, classic pub/sub messages reach every node) and delivers other processes'
 /// messages. Pub/sub is fire-and-forget: while the subscription is down, messages are
 /// missed. The task reconnects with backoff (trying each configured node in turn) and says
-/// so in the log; what it missed cannot be replayed, so L1 entries are bounded by their
-/// lifetime, and the decisive invalidation (a site's cache version) does not depend on
-/// this bus at all (see [`super::RedisSiteVersions`]).
+/// so in the log; what it missed cannot be replayed, so staleness is then bounded by the
+/// L1 lifetime of the entries concerned (and, for site versions, by
+/// [`super::LOCAL_VERSION_TTL`]).
+///
+/// In a cluster, every process subscribes on the first configured node it can reach and
+/// publishes to that same node: the message then reaches subscribers in the same event-loop
+/// turn that acknowledges the `PUBLISH`, instead of after a hop over the cluster bus (which
+/// is asynchronous). If that node is down, publishing falls back to any node, and the
+/// cluster bus carries the message to the others.
 pub struct RedisBus {
     redis: Redis,
     tx: broadcast::Sender<Invalidation>,
     origin: String,
+    /// Host and port of the first configured node (cluster only).
+    home: Option<(String, u16)>,
     task: tokio::task::AbortHandle,
 }
 
@@ -67,10 +75,16 @@ impl RedisBus {
             origin.clone(),
         ))
         .abort_handle();
+        let home = redis
+            .topology()
+            .is_cluster()
+            .then(|| redis.topology().nodes().first().and_then(|n| host_port(n)))
+            .flatten();
         Arc::new(Self {
             redis,
             tx,
             origin,
+            home,
             task,
         })
     }
@@ -90,14 +104,26 @@ impl InvalidationBus for RedisBus {
                 return;
             }
         };
+        let home = self.home.clone();
         let sent = self
             .redis
-            .call(|mut c| async move {
-                redis::cmd("PUBLISH")
-                    .arg(CHANNEL)
-                    .arg(payload)
-                    .query_async::<i64>(&mut c)
-                    .await
+            .call(|c| async move {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(CHANNEL).arg(payload);
+                match (c, home) {
+                    (Conn::Cluster(mut c), Some((host, port))) => {
+                        use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                        let to_home = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host,
+                            port,
+                        });
+                        match c.route_command(cmd.clone(), to_home).await {
+                            Ok(_) => Ok(()),
+                            Err(_) => cmd.query_async::<i64>(&mut c).await.map(|_| ()),
+                        }
+                    }
+                    (mut c, _) => cmd.query_async::<i64>(&mut c).await.map(|_| ()),
+                }
             })
             .await;
         if let Err(e) = sent {
@@ -166,6 +192,16 @@ async fn subscribe_loop(
             }
         }
         tracing::warn!("invalidation subscription lost; reconnecting");
+    }
+}
+
+/// `host:port` of a node URL, as the cluster names its nodes.
+fn host_port(node: &str) -> Option<(String, u16)> {
+    use redis::IntoConnectionInfo;
+    match node.into_connection_info().ok()?.addr() {
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+        _ => None,
     }
 }
 

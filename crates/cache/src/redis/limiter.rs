@@ -107,9 +107,16 @@ impl RedisRateLimiter {
         }
     }
 
+    /// What each process allows per client and window while Redis is unreachable: its share
+    /// of the limit.
+    #[must_use]
+    pub fn fallback_limit(&self) -> u32 {
+        self.limit.div_ceil(self.fleet_size()).max(1)
+    }
+
     fn fallback_check(&self, client: &str, why: &str) -> RateDecision {
         metrics::counter!("ratelimit_backend_unavailable_total").increment(1);
-        let share = self.limit.div_ceil(self.fleet_size()).max(1);
+        let share = self.fallback_limit();
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 error = why,

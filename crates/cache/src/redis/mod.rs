@@ -28,7 +28,7 @@ pub use limiter::RedisRateLimiter;
 pub use lock::RedisLocks;
 pub use remote::RedisCache;
 pub use url::{RedisTopology, RedisUrlError, parse_redis_url};
-pub use versions::RedisSiteVersions;
+pub use versions::{LOCAL_VERSION_TTL, RedisSiteVersions};
 
 use crate::remote::RemoteError;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -177,8 +177,8 @@ impl Redis {
         let conn = match &topology {
             RedisTopology::Single(node) => {
                 let info = node.as_str().into_connection_info().map_err(client_err)?;
-                // RESP3: the server's disconnect push makes the manager reconnect at once
-                // instead of on the next failed command (ecosystem notes §5).
+                // RESP3: a dropped connection is reported as a push, on which the manager
+                // reconnects at once instead of on the next failed command (ecosystem §5).
                 let redis_settings = info
                     .redis_settings()
                     .clone()
@@ -247,6 +247,38 @@ impl Redis {
             nodes: u32::try_from(self.inner.topology.nodes().len()).unwrap_or(u32::MAX),
             in_flight: self.inner.in_flight.load(Ordering::Relaxed),
         }
+    }
+
+    /// Exports the connection gauges every `period` (`redis_pool_connections{state}`:
+    /// `total` nodes, `waiting` commands) and warns when commands pile up. Both topologies
+    /// multiplex every command over one connection per node, so there is no idle/busy split
+    /// to report: what matters is how many commands wait for an answer. The task ends when
+    /// every handle is dropped.
+    pub fn start_gauges(&self, period: Duration) {
+        /// On a healthy connection commands are answered within a millisecond: a pile
+        /// this high means Redis (or the network) is slow.
+        const WAITING_WARNING: u64 = 64;
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let stats = Self { inner }.pool_stats();
+                metrics::gauge!("redis_pool_connections", "state" => "total")
+                    .set(f64::from(stats.nodes));
+                #[allow(clippy::cast_precision_loss)]
+                metrics::gauge!("redis_pool_connections", "state" => "waiting")
+                    .set(stats.in_flight as f64);
+                if stats.in_flight > WAITING_WARNING {
+                    tracing::warn!(
+                        waiting = stats.in_flight,
+                        nodes = stats.nodes,
+                        "Redis commands piling up"
+                    );
+                }
+            }
+        });
     }
 
     /// `qa:` + `key`.

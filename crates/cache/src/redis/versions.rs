@@ -9,13 +9,23 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use redis::AsyncCommands;
 use sentinel_core::SiteId;
+use std::time::{Duration, Instant};
+
+/// How long a process reuses a version it read without asking Redis again. Invalidations
+/// reach other processes through the invalidation bus within milliseconds ([`forget`]);
+/// this only bounds how stale a process can be if such a message is lost.
+///
+/// [`forget`]: SiteVersions::forget
+pub const LOCAL_VERSION_TTL: Duration = Duration::from_secs(5);
 
 /// [`SiteVersions`] shared through Redis (`qa:ver:{site}`; the site id is a hash tag, so the
 /// version lives in the same Cluster slot as the site's cached results).
 ///
-/// The version is read from Redis on every lookup, not cached in the process: one round
-/// trip buys an invalidation that every process sees the moment the `INCR` returns, with no
-/// window in which a pub/sub message is still on its way.
+/// Every scan submission needs its site's version, so a process keeps the versions it read
+/// for [`LOCAL_VERSION_TTL`] instead of paying a Redis round trip per request (on the dedup
+/// path that round trip was a third of the cost of a request). A bump is seen at once by
+/// the process that made it, and by the others as soon as its invalidation message arrives
+/// (the API calls [`SiteVersions::forget`] on receipt).
 ///
 /// While Redis is unreachable, lookups answer with the last version seen (results cached
 /// in L1 under it stay usable), and an invalidation that cannot be recorded is kept as a
@@ -25,7 +35,8 @@ use sentinel_core::SiteId;
 #[derive(Debug)]
 pub struct RedisSiteVersions {
     redis: Redis,
-    last_seen: DashMap<SiteId, u64>,
+    /// The last version read or written per site, and until when it may be reused.
+    seen: DashMap<SiteId, (u64, Instant)>,
     /// Sites whose bump could not be recorded yet, with their local override version.
     pending: DashMap<SiteId, u64>,
 }
@@ -36,7 +47,7 @@ impl RedisSiteVersions {
     pub fn new(redis: Redis) -> Self {
         Self {
             redis,
-            last_seen: DashMap::new(),
+            seen: DashMap::new(),
             pending: DashMap::new(),
         }
     }
@@ -45,13 +56,22 @@ impl RedisSiteVersions {
         Redis::key(&format!("ver:{{{site}}}"))
     }
 
+    fn remember(&self, site: SiteId, version: u64) {
+        let now = Instant::now();
+        if self.seen.len() > 100_000 {
+            // Bound memory under very many sites: forget the stale ones.
+            self.seen.retain(|_, (_, fresh_until)| *fresh_until > now);
+        }
+        self.seen.insert(site, (version, now + LOCAL_VERSION_TTL));
+    }
+
     async fn incr(&self, site: SiteId) -> Result<u64, crate::RemoteError> {
         let key = Self::key(site);
         let v = self
             .redis
             .call(|mut c| async move { c.incr::<_, _, u64>(key, 1u64).await })
             .await?;
-        self.last_seen.insert(site, v);
+        self.remember(site, v);
         Ok(v)
     }
 }
@@ -70,6 +90,12 @@ impl SiteVersions for RedisSiteVersions {
                 Err(_) => override_version,
             };
         }
+        let last = self.seen.get(&site).map(|e| *e);
+        if let Some((v, fresh_until)) = last
+            && Instant::now() < fresh_until
+        {
+            return v;
+        }
         let key = Self::key(site);
         match self
             .redis
@@ -78,10 +104,10 @@ impl SiteVersions for RedisSiteVersions {
         {
             Ok(v) => {
                 let v = v.unwrap_or(0);
-                self.last_seen.insert(site, v);
+                self.remember(site, v);
                 v
             }
-            Err(_) => self.last_seen.get(&site).map_or(0, |v| *v),
+            Err(_) => last.map_or(0, |(v, _)| v),
         }
     }
 
@@ -100,6 +126,13 @@ impl SiteVersions for RedisSiteVersions {
                     "cache invalidation not shared yet (Redis unavailable); applied in this process and retried");
                 v
             }
+        }
+    }
+
+    fn forget(&self, site: SiteId) {
+        // Keep the value as the fallback for an outage, but make the next lookup ask Redis.
+        if let Some(mut e) = self.seen.get_mut(&site) {
+            e.1 = Instant::now();
         }
     }
 }
