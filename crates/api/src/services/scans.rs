@@ -351,18 +351,30 @@ impl ScanService {
         if let Some(e) = self.records.get_local(&key) {
             return Ok(Some(e));
         }
-        let Some(scan) = self.store.get_scan(id).await? else {
-            return Ok(None);
-        };
-        let entry = ScanEntry::of(&scan);
-        // Finished scans never change: keep them. Live ones change: keep them briefly.
-        let ttl = if scan.status.is_terminal() {
-            self.record_ttl
-        } else {
-            self.live_ttl
-        };
-        self.records.insert_local(key, entry.clone(), ttl);
-        Ok(Some(entry))
+        // Single-flight: when a live record expires under load, one query per process reloads
+        // it; without that, every request in that instant went to the database at once.
+        let store = &self.store;
+        let loaded = self
+            .records
+            .get_or_load(&key, self.live_ttl, || async move {
+                match store.get_scan(id).await? {
+                    Some(scan) => Ok(ScanEntry::of(&scan)),
+                    None => Err(ApiError::not_found("Scan")),
+                }
+            })
+            .await;
+        match loaded {
+            Ok(entry) => {
+                // Finished scans never change: keep them (ScanFinished events drop live ones).
+                if entry.status.is_terminal() {
+                    self.records
+                        .insert_local(key, entry.clone(), self.record_ttl);
+                }
+                Ok(Some(entry))
+            }
+            Err(e) if e.status == StatusCode::NOT_FOUND => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// A scan the caller may read: its JSON.
