@@ -57,6 +57,9 @@ pub struct AppDeps {
     pub worker: Option<Arc<WorkerPool>>,
     /// Redis health, when Redis is configured.
     pub redis_health: Option<Arc<dyn HealthCheck>>,
+    /// The browser pool's gauges (instances, breakers, captures), when this process runs
+    /// visual scans.
+    pub browser_health: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
 }
 
 /// The state every handler sees.
@@ -75,6 +78,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     worker: Option<Arc<WorkerPool>>,
     redis_health: Option<Arc<dyn HealthCheck>>,
+    browser_health: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
     started: Instant,
 }
 
@@ -122,6 +126,7 @@ impl AppState {
                 metrics: Arc::new(Metrics::new()),
                 worker: deps.worker,
                 redis_health: deps.redis_health,
+                browser_health: deps.browser_health,
                 started: Instant::now(),
             }),
         };
@@ -235,6 +240,10 @@ impl AppState {
 
     pub(crate) fn redis_health(&self) -> Option<&Arc<dyn HealthCheck>> {
         self.inner.redis_health.as_ref()
+    }
+
+    pub(crate) fn browser_health(&self) -> Option<serde_json::Value> {
+        self.inner.browser_health.as_ref().map(|f| f())
     }
 
     pub(crate) fn uptime(&self) -> Duration {

@@ -312,9 +312,12 @@ impl Default for BrowserSettings {
     fn default() -> Self {
         Self {
             executable: PathBuf::from("/usr/bin/chromium"),
-            instances: 1,
+            // Two browsers with two pages each beat one with four (docs/bench/capture.md):
+            // each browser does its DevTools work on one main thread, and a crash takes half
+            // the capacity, not all of it.
+            instances: 2,
             remote_endpoints: Vec::new(),
-            pages_per_instance: 4,
+            pages_per_instance: 2,
             strategy: BalanceStrategy::LeastConnections,
             capture_timeout_secs: 60,
             breaker_failures: 3,

@@ -122,6 +122,7 @@ pub(crate) async fn performance(state: &AppState) -> Response {
         },
         "redis": redis,
         "workerPool": worker,
+        "browserPool": state.browser_health(),
         "queue": {"pending": state.scans().queue().pending(), "maxPending": state.settings().queue_max_pending},
         "avgResponseTime": avg,
         "requestRate": metrics.request_rate(),

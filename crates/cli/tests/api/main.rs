@@ -9,3 +9,4 @@ mod contract;
 mod durability;
 mod errors;
 mod http;
+mod visual;

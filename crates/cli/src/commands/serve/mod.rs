@@ -171,9 +171,11 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
 
     // Redis (when configured) before the workers: they take their scan locks there.
     let mut shared = backends::shared(&settings).await?;
+    let mut visual = None;
     let worker = if settings.role.runs_workers() {
         let executors = executors::registry(&settings, &store, &artifacts).await?;
-        let mut pool = WorkerPool::new(store.clone(), executors, worker_config(&settings));
+        visual = Some(executors.visual);
+        let mut pool = WorkerPool::new(store.clone(), executors.registry, worker_config(&settings));
         if let Some(locks) = shared.locks.take() {
             pool = pool.with_locks(locks);
         }
@@ -196,6 +198,10 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
             bus: shared.bus,
             worker,
             redis_health: shared.redis_health,
+            browser_health: visual.clone().map(|v| {
+                Arc::new(move || serde_json::to_value(v.stats()).unwrap_or_default())
+                    as Arc<dyn Fn() -> serde_json::Value + Send + Sync>
+            }),
         });
         let listener = TcpListener::bind(settings.bind)
             .await
@@ -224,6 +230,10 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
     }
     if let Some(task) = worker_task {
         let _ = task.await;
+    }
+    if let Some(visual) = visual {
+        // No Chromium process outlives the service.
+        visual.shutdown().await;
     }
     info!("stopped");
     Ok(())
