@@ -52,6 +52,15 @@ fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Drains the recorded histogram samples into their buckets. `install_recorder` leaves this
+/// to the caller: without it every sample stays queued until the next scrape, so a server
+/// nobody scrapes grows by 8 bytes per observation (tens of MB per minute at full load).
+pub(crate) fn run_upkeep() {
+    if let Some(h) = handle() {
+        h.run_upkeep();
+    }
+}
+
 /// Request counters for rates and averages.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {

@@ -158,6 +158,17 @@ impl AppState {
 
     fn spawn_samplers(&self) {
         let weak = Arc::downgrade(&self.inner);
+        let upkeep = weak.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if upkeep.strong_count() == 0 {
+                    return;
+                }
+                crate::metrics::run_upkeep();
+            }
+        });
         tokio::spawn(async move {
             let window = Duration::from_secs(5);
             let mut tick = tokio::time::interval(window);
