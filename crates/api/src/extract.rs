@@ -85,7 +85,10 @@ pub(crate) async fn json_body(state: &AppState, req: Request<Body>) -> ApiResult
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|s| s.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        if n <= limit.saturating_mul(LINGER_FACTOR) {
+            discard(req.into_body(), n, LINGER_TIME).await;
+        }
         return Err(too_large(limit));
     }
     // A client that trickles its body must not hold a request (and its connection) forever.
@@ -103,6 +106,29 @@ pub(crate) async fn json_body(state: &AppState, req: Request<Body>) -> ApiResult
             ),
         )),
     }
+}
+
+/// Refused bodies up to this multiple of the limit are read and thrown away first.
+const LINGER_FACTOR: usize = 4;
+/// The longest a refused body is read for.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Lingering close, as nginx does it: a client still sending a refused body when the 413
+/// goes out and the connection closes gets a reset, often before it has read the answer.
+/// Reading (and dropping) a refused body of moderate size first lets it read the 413; larger
+/// bodies, or slower ones, are cut off as before.
+async fn discard(mut body: Body, max: usize, deadline: std::time::Duration) {
+    use http_body_util::BodyExt;
+    let _ = tokio::time::timeout(deadline, async move {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen >= max {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn is_length_limit(e: &axum::Error) -> bool {
