@@ -153,6 +153,9 @@ pub struct HttpSettings {
     pub shutdown_grace_secs: u64,
     /// Group commit: most scans inserted in one transaction.
     pub group_commit_max_batch: usize,
+    /// Group commit: transactions in flight at once on PostgreSQL (SQLite has one writer:
+    /// always 1). Fewer means larger batches and less database CPU per scan.
+    pub group_commit_concurrency: usize,
 }
 
 impl Default for HttpSettings {
@@ -168,6 +171,7 @@ impl Default for HttpSettings {
             compression_min_bytes: 1024,
             shutdown_grace_secs: 20,
             group_commit_max_batch: 512,
+            group_commit_concurrency: 1,
         }
     }
 }
@@ -607,6 +611,12 @@ impl Settings {
         if self.http.group_commit_max_batch == 0 {
             return Err(ConfigError::new(
                 "http.group_commit_max_batch",
+                "must be at least 1",
+            ));
+        }
+        if self.http.group_commit_concurrency == 0 {
+            return Err(ConfigError::new(
+                "http.group_commit_concurrency",
                 "must be at least 1",
             ));
         }

@@ -280,6 +280,17 @@ impl TestServer {
     pub fn database(&self) -> Option<std::sync::Arc<TestDatabase>> {
         self.db.clone()
     }
+
+    /// Runs SQL against the server's PostgreSQL database behind its back (tests that need
+    /// the store to change under the caches). Panics on the SQLite backend.
+    pub fn postgres_sql(&self, sql: &str) {
+        let db = self.db.as_ref().expect("a PostgreSQL-backed server");
+        let (url, sql) = (db.url.clone(), sql.to_owned());
+        // A thread of its own: callers may be inside an async test's runtime.
+        std::thread::spawn(move || run_sql(&url, &sql))
+            .join()
+            .expect("sql thread");
+    }
 }
 
 impl Drop for TestServer {

@@ -147,7 +147,7 @@ impl ScanService {
         let idle = Duration::from_secs(settings.cache.l1_ttl_secs);
         let concurrency = match store.backend() {
             sentinel_store::Backend::Sqlite => 1,
-            sentinel_store::Backend::Postgres => 4,
+            sentinel_store::Backend::Postgres => settings.http.group_commit_concurrency,
         };
         let committer = GroupCommitter::start(
             store.clone(),
@@ -286,14 +286,18 @@ impl ScanService {
         let status = if created {
             ScanStatus::Queued
         } else {
-            self.status_of(scan_id).await?
+            match self.entry(scan_id).await? {
+                // A failed scan is not a result worth reusing, and a scan the store no longer
+                // has (a database restored or recreated under a live Redis) is none at all:
+                // forget the entry and start a new scan.
+                Some(e) if e.status != ScanStatus::Failed => e.status,
+                _ => {
+                    self.dedup.invalidate(&key).await;
+                    return Box::pin(self.submit(p, body, parsed, wait)).await;
+                }
+            }
         };
         if !created {
-            if status == ScanStatus::Failed {
-                // A failed scan is not a result worth reusing: forget it and start a new one.
-                self.dedup.invalidate(&key).await;
-                return Box::pin(self.submit(p, body, parsed, wait)).await;
-            }
             self.parsed.insert(
                 Bytes::copy_from_slice(body),
                 parsed.clone(),
@@ -336,13 +340,6 @@ impl ScanService {
         self.committer.insert(scan).await?;
         self.queue.since.fetch_add(1, Ordering::Relaxed);
         Ok(id)
-    }
-
-    async fn status_of(&self, id: ScanId) -> ApiResult<ScanStatus> {
-        Ok(self
-            .entry(id)
-            .await?
-            .map_or(ScanStatus::Queued, |e| e.status))
     }
 
     /// A scan's cached entry (no permission check).

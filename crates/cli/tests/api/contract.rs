@@ -332,3 +332,51 @@ async fn health_metrics_openapi(backend: Backend) {
     }
 }
 both_backends!(health_metrics_openapi);
+
+/// A dedup entry that outlived its scan (the database restored or recreated while Redis or
+/// the process caches kept the entry) must not answer with a scan that does not exist: the
+/// request starts a new scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedup_entry_whose_scan_is_gone_starts_a_new_scan() {
+    let api = Api::start_opts(
+        Backend::Postgres,
+        &[("SENTINEL_CACHE__LIVE_SCAN_TTL_MS", "1")],
+        &["--role", "api"],
+    )
+    .await;
+    let (_, key) = api.member("ops").await;
+    let site = api.site(&key, "https://lost.example.test/").await;
+    let (s, a) = api
+        .scan(&key, &site, "https://lost.example.test/", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{a}");
+    let lost = a["scanId"].as_str().unwrap().to_owned();
+    let (_, again) = api
+        .scan(&key, &site, "https://lost.example.test/", json!({}))
+        .await;
+    assert_eq!(
+        again["scanId"],
+        lost.as_str(),
+        "a dedup hit while the scan exists"
+    );
+
+    api.server
+        .postgres_sql(&format!("DELETE FROM scans WHERE id = '{lost}'"));
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (s, b) = api
+        .scan(&key, &site, "https://lost.example.test/", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(b["deduplicated"], false, "{b}");
+    let fresh = b["scanId"].as_str().unwrap();
+    assert_ne!(fresh, lost);
+    let res = api
+        .call(
+            Method::GET,
+            &format!("/api/scans/{fresh}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
