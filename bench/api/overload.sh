@@ -7,13 +7,13 @@
 #
 # usage: bench/api/overload.sh BASE_URL LABEL PIN SEED_DIR OUT.tsv
 #   RAW (default: $(dirname OUT)/raw.tsv) — the wrk results of this run, for the W2 rate
-#   RATE — override the sustainable W2 rate; SECONDS (default 10); CONNS (default 2048, more than http.max_in_flight)
+#   RATE — override the sustainable W2 rate; OVERLOAD_SECONDS (default 10); CONNS (default 2048, more than http.max_in_flight)
 #   FACTORS (default "1 2")
 set -euo pipefail
 BASE=$1 LABEL=$2 PIN=$3 SEED=$4 OUT=$5
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 RAW=${RAW:-$(dirname "$OUT")/raw.tsv}
-SECONDS_=${SECONDS:-10}
+SECONDS_=${OVERLOAD_SECONDS:-10}
 CONNS=${CONNS:-2048}
 FACTORS=${FACTORS:-"1 2"}
 LG=$REPO/target/loadgen/release/qa-loadgen

@@ -20,6 +20,7 @@ PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
 QA_DB=${QA_DB:-qa_bench}
 BIN=$REPO/target/release/qa-sentinel
 
+for tool in wrk node npm psql taskset; do command -v $tool >/dev/null || { echo "bench/api/run.sh needs $tool (apt-get install -y wrk nodejs npm postgresql-client util-linux)" >&2; exit 1; }; done
 mkdir -p "$WORK"
 if [ ! -d "$WORK/harness" ]; then cp -r "$SHARED" "$WORK/harness"; fi
 H=$WORK/harness
