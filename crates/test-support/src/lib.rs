@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod process;
 pub mod redis;
 pub mod site;
 
@@ -240,32 +241,13 @@ impl TestServer {
 
     /// Kills the server with SIGKILL (no cleanup at all) and waits for it.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        process::kill9(&mut self.child);
     }
 
     /// Sends SIGTERM and waits (at most `timeout`) for the process to exit; returns its exit
     /// status code.
     pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
-        let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = c.try_wait() {
-                return status.code();
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        process::terminate(&mut self.child, timeout)
     }
 
     /// Starts the server again on the same data (same port if possible).

@@ -11,6 +11,7 @@
 //! Redis servers run with `KEYS` renamed away, so any use of it by the code under test fails
 //! loudly (invalidation must never enumerate keys).
 
+use crate::process::send_signal;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -34,13 +35,6 @@ pub fn free_port_pair() -> u16 {
         }
     }
     panic!("no free loopback port pair found");
-}
-
-fn send_signal(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status();
 }
 
 /// Sends one inline command and returns the raw reply (enough for PING and CLUSTER INFO).
@@ -158,10 +152,7 @@ impl RedisServer {
     /// Kills it (`SIGKILL`: a crash; its data is gone, a cluster node keeps its
     /// `nodes.conf`).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        crate::process::kill9(&mut self.child);
     }
 
     /// Starts it again after [`stop`](Self::stop).

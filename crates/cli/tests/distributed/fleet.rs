@@ -3,6 +3,7 @@
 //! `--role worker` processes.
 
 use reqwest::{Client, Method, StatusCode};
+use sentinel_test_support::process;
 use sentinel_test_support::redis::{PgServer, RedisCluster};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -118,32 +119,13 @@ impl Node {
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        process::kill9(&mut self.child);
     }
 
     /// SIGTERM, then waits at most `timeout` for the exit; its exit code (`None`: it had to
     /// be killed, or died of a signal).
     pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
-        let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = c.try_wait() {
-                return status.code();
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        process::terminate(&mut self.child, timeout)
     }
 
     pub fn restart(&mut self) {

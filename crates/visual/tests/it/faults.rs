@@ -64,6 +64,25 @@ async fn recovers(pool: &BrowserPool, site: &Site) {
     assert_eq!(instance(pool).breaker.state, BreakerState::Closed);
 }
 
+/// Waits until no process of the browser `pid` (profile `profile`) is left and a new browser
+/// serves the instance.
+async fn replaced(pool: &BrowserPool, pid: u32, profile: &str, leftovers: &str) {
+    assert!(
+        eventually(Duration::from_secs(10), || processes_with(profile)
+            .is_empty())
+        .await,
+        "{leftovers}"
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let i = instance(pool);
+            i.state == InstanceState::Ready && i.pid.is_some_and(|p| p != pid)
+        })
+        .await,
+        "no new browser took over"
+    );
+}
+
 /// Starts a capture of the slow page and waits until its request reached the site.
 async fn capture_in_flight(
     pool: &BrowserPool,
@@ -110,19 +129,13 @@ fn a_killed_browser_fails_the_capture_opens_the_breaker_and_is_replaced() {
             after.breaker
         );
         // Every process of the dead browser is gone and a fresh one serves the instance.
-        assert!(
-            eventually(Duration::from_secs(10), || processes_with(&profile)
-                .is_empty())
-            .await,
-            "processes of the killed browser remain"
-        );
-        assert!(
-            eventually(Duration::from_secs(20), || {
-                let i = instance(&pool);
-                i.state == InstanceState::Ready && i.pid.is_some_and(|p| p != pid)
-            })
-            .await
-        );
+        replaced(
+            &pool,
+            pid,
+            &profile,
+            "processes of the killed browser remain",
+        )
+        .await;
         assert_eq!(instance(&pool).restarts, 1);
         recovers(&pool, &site).await;
         pool.shutdown().await;
@@ -147,19 +160,7 @@ fn a_frozen_browser_is_killed_and_the_capture_fails_instead_of_hanging() {
         assert_eq!(err.kind(), CaptureErrorKind::BrowserHung, "{err}");
         assert!(instance(&pool).breaker.opened >= 1);
         // SIGKILL ends a stopped process; nothing of it is left.
-        assert!(
-            eventually(Duration::from_secs(10), || processes_with(&profile)
-                .is_empty())
-            .await,
-            "the frozen browser was not killed"
-        );
-        assert!(
-            eventually(Duration::from_secs(20), || {
-                let i = instance(&pool);
-                i.state == InstanceState::Ready && i.pid.is_some_and(|p| p != pid)
-            })
-            .await
-        );
+        replaced(&pool, pid, &profile, "the frozen browser was not killed").await;
         recovers(&pool, &site).await;
         pool.shutdown().await;
     });
