@@ -73,6 +73,9 @@ pub(crate) struct Live {
     /// Set when the browser is killed for not answering, so that captures that see its
     /// connection drop report a hang rather than a crash.
     hung: AtomicBool,
+    /// Set once the instance's breaker has been opened for this browser's loss, so that the
+    /// capture that saw it die and the supervisor that replaces it open it once between them.
+    lost: AtomicBool,
 }
 
 impl Live {
@@ -201,6 +204,16 @@ impl Instance {
     pub(crate) fn report_suspect(&self) {
         self.suspect.notify_one();
     }
+
+    /// The browser `live` is gone (crashed, or killed for hanging): opens the breaker, once
+    /// per browser. The capture that sees the loss calls this before it answers, so a caller
+    /// that retries at once is not sent back to the dead browser; the supervisor calls it too,
+    /// for a loss no capture saw.
+    pub(crate) fn browser_lost(&self, live: &Live) {
+        if !live.lost.swap(true, Ordering::AcqRel) {
+            self.breaker.trip();
+        }
+    }
 }
 
 /// Resolves when the pool shuts down. (The `watch::Ref` that `wait_for` returns is not `Send`,
@@ -280,7 +293,7 @@ pub(crate) async fn supervise(
                     reason = %why,
                     "browser lost; replacing it"
                 );
-                instance.breaker.trip();
+                instance.browser_lost(&live);
                 instance.restarts.fetch_add(1, Ordering::Relaxed);
                 live.kill();
                 if let Some(mut p) = process {
@@ -394,6 +407,7 @@ async fn start(instance: &Instance, config: &PoolConfig) -> Result<Started, Laun
         killer: process.as_ref().map(ChromiumProcess::killer),
         dead,
         hung: AtomicBool::new(false),
+        lost: AtomicBool::new(false),
     });
     Ok((live, process, task))
 }

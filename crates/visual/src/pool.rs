@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::capture::{self, Capture};
 use crate::config::{BrowserSource, CaptureRequest, PoolConfig};
-use crate::error::{CaptureError, PoolError};
+use crate::error::{CaptureError, CaptureErrorKind, PoolError};
 use crate::instance::{Instance, InstanceState, supervise};
 
 /// A pool of headless Chromium instances that makes stabilised captures.
@@ -281,6 +281,7 @@ impl BrowserPool {
                         // first on a responsive browser.
                         live.kill_hung();
                         permit.timed_out();
+                        instance.browser_lost(&live);
                         lease.failure();
                         instance.report_suspect();
                         instance.failures.fetch_add(1, Ordering::Relaxed);
@@ -300,6 +301,12 @@ impl BrowserPool {
                     }
                     Err(e) if e.blames_browser() => {
                         permit.failure();
+                        if matches!(
+                            e.kind(),
+                            CaptureErrorKind::BrowserCrashed | CaptureErrorKind::BrowserHung
+                        ) {
+                            instance.browser_lost(&live);
+                        }
                         lease.failure();
                         instance.failures.fetch_add(1, Ordering::Relaxed);
                         instance.report_suspect();
