@@ -272,6 +272,21 @@ async fn run(
         }
     }
 
+    // An error status with nothing to show is a failed navigation (as the full browser
+    // reports it), not a blank screenshot to compare.
+    if let Some(status) = network.document_status().filter(|s| *s >= 400)
+        && on_page
+            .evaluate(scripts::IS_EMPTY, &(), Duration::from_secs(5))
+            .await?
+            == serde_json::Value::Bool(true)
+    {
+        return Err(CaptureError::Navigation {
+            url: url.to_owned(),
+            status: Some(status),
+            error: "the answer has no body".to_owned(),
+        });
+    }
+
     marks.mark("load");
     let budget = |cap: Duration| deadline.saturating_duration_since(Instant::now()).min(cap);
     let mut idle = network

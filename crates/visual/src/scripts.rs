@@ -32,6 +32,12 @@ pub(crate) const ON_NEW_DOCUMENT: &str = r#"(() => {
 
 /// Waits until `selector` matches, or `timeout_ms` passes. Resolves to `true`/`false`, or to
 /// `{error}` for an invalid selector.
+/// Whether the document is empty (no body content, no title): what an error answer without a
+/// body becomes. The full browser refuses such a navigation itself
+/// (`net::ERR_HTTP_RESPONSE_CODE_FAILURE`); the headless shell renders a blank page.
+pub(crate) const IS_EMPTY: &str = r"(() => !document.title &&
+    (!document.body || document.body.innerHTML.trim() === ''))";
+
 pub(crate) const WAIT_FOR: &str = r"(async ({ selector, timeoutMs }) => {
   try { document.querySelector(selector); } catch (e) { return { error: String(e) }; }
   const deadline = performance.now() + timeoutMs;

@@ -32,8 +32,7 @@ fn signal(pid: u32, sig: Signal) {
     kill_process(Pid::from_raw(pid as i32).unwrap(), sig).unwrap();
 }
 
-/// The `--user-data-dir` of a browser process: every process of that browser (renderers,
-/// GPU, utilities, crashpad) carries it on its command line.
+/// The `--user-data-dir` of a browser process.
 fn profile_of(pid: u32) -> String {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     String::from_utf8_lossy(&cmdline)
@@ -64,14 +63,20 @@ async fn recovers(pool: &BrowserPool, site: &Site) {
     assert_eq!(instance(pool).breaker.state, BreakerState::Closed);
 }
 
-/// Waits until no process of the browser `pid` (profile `profile`) is left and a new browser
-/// serves the instance.
+/// Waits until no process of the browser `pid` (its process group) is left, its profile
+/// directory is gone, and a new browser serves the instance.
 async fn replaced(pool: &BrowserPool, pid: u32, profile: &str, leftovers: &str) {
     assert!(
-        eventually(Duration::from_secs(10), || processes_with(profile)
+        eventually(Duration::from_secs(10), || processes_in_group(pid)
             .is_empty())
         .await,
         "{leftovers}"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || !std::path::Path::new(profile)
+            .exists())
+        .await,
+        "profile {profile} not removed"
     );
     assert!(
         eventually(Duration::from_secs(20), || {
@@ -248,21 +253,24 @@ fn shutdown_leaves_no_chromium_process() {
                 .await
                 .unwrap();
         }
-        let profiles: Vec<String> = pool
+        let browsers: Vec<(u32, String)> = pool
             .stats()
             .instances
             .iter()
-            .map(|i| profile_of(i.pid.unwrap()))
+            .map(|i| {
+                let pid = i.pid.unwrap();
+                (pid, profile_of(pid))
+            })
             .collect();
-        for p in &profiles {
+        for (pid, _) in &browsers {
             assert!(
-                processes_with(p).len() > 1,
+                processes_in_group(*pid).len() > 1,
                 "a browser is several processes"
             );
         }
         pool.shutdown().await;
-        for p in &profiles {
-            let left = processes_with(p);
+        for (pid, p) in &browsers {
+            let left = processes_in_group(*pid);
             assert!(left.is_empty(), "left behind: {left:?}");
             assert!(!std::path::Path::new(p).exists(), "profile {p} not removed");
         }
@@ -287,9 +295,9 @@ fn a_pool_that_cannot_launch_says_so() {
     });
 }
 
-/// Renderer processes of the browser whose profile is `profile`.
-fn renderers(profile: &str) -> std::collections::HashSet<u32> {
-    processes_with(profile)
+/// Renderer processes of the browser `pid`.
+fn renderers(pid: u32) -> std::collections::HashSet<u32> {
+    processes_in_group(pid)
         .into_iter()
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -307,11 +315,10 @@ fn a_crashed_page_fails_its_capture_without_blaming_the_browser() {
             .await
             .unwrap();
         let pid = instance(&pool).pid.unwrap();
-        let profile = profile_of(pid);
-        let before = renderers(&profile);
+        let before = renderers(pid);
 
         let capture = capture_in_flight(&pool, &site, Duration::from_secs(25)).await;
-        let new: Vec<u32> = renderers(&profile).difference(&before).copied().collect();
+        let new: Vec<u32> = renderers(pid).difference(&before).copied().collect();
         assert_eq!(new.len(), 1, "the capture's renderer: {new:?}");
         signal(new[0], Signal::KILL);
         let err = capture.await.unwrap().unwrap_err();

@@ -279,6 +279,33 @@ pub(crate) fn processes_with(needle: &str) -> Vec<u32> {
     found
 }
 
+/// Live processes of the process group `pgid` (zombies excluded). The pool starts every local
+/// browser as a group leader, and its zygotes, renderers, GPU and utility processes stay in
+/// that group even when the browser dies and they are re-parented; their command lines do not
+/// all carry the profile directory (the headless shell's children do not).
+pub(crate) fn processes_in_group(pgid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command name: state, ppid, pgrp, …
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let zombie = fields.next() == Some("Z");
+        let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+        if !zombie && group == Some(pgid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 /// Polls `cond` every 50 ms for up to `limit` (conditions that the system reaches
 /// asynchronously, e.g. a killed process disappearing); returns whether it became true.
 pub(crate) async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
