@@ -11,7 +11,8 @@
 #   WORK=/tmp/qa-sentinel-capture-bench  scratch directory (site copy, anchors, PNGs, results)
 #   PORT=8771                            nginx port on 127.0.0.1
 #   REPS=1                               repetitions of the whole set
-#   CONFIGS="1x3 2x2 2x3"                pool configurations, instances x pages per browser
+#   CONFIGS="1x3 2x2 2x3 2x3-full"       pool configurations, instances x pages per browser
+#                                        (-full: on /usr/bin/chromium, not the headless shell)
 #   SKIP_CLI=1                           skip the one-process-per-shot anchor
 #   SKIP_PW=1                            skip Playwright (run only when installed), 1 and 2
 #                                        contexts at a time, one browser (the shared harness's
@@ -26,7 +27,7 @@ shared=${SHARED_BENCH:-/work/shared/bench/visual}
 work=${WORK:-/tmp/qa-sentinel-capture-bench}
 port=${PORT:-8771}
 reps=${REPS:-1}
-configs=${CONFIGS:-"1x3 2x2 2x3"}
+configs=${CONFIGS:-"1x3 2x2 2x3 2x3-full"}
 lock=${BENCH_LOCK-/tmp/bench.lock}
 
 if [ "${1:-}" = install ]; then
@@ -94,9 +95,13 @@ for rep in $(seq 1 "$reps"); do
     done
   fi
   for c in $configs; do
+    # `2x3-full`: the same pool on the full Chromium browser instead of the default
+    # (the headless shell when installed).
+    shape=${c%-full}; exe=()
+    [ "$shape" != "$c" ] && exe=(--executable /usr/bin/chromium)
     rm -rf "$work/out/pool-$c"
-    run "pool-${c}_r$rep" bash -c "'$bin' --urls '$work/urls30.txt' --instances ${c%x*} \
-      --pages ${c#*x} --out '$work/out/pool-$c' > '$work/results/pool-${c}_r$rep.tool.json'"
+    run "pool-${c}_r$rep" bash -c "'$bin' --urls '$work/urls30.txt' --instances ${shape%x*} \
+      --pages ${shape#*x} ${exe[*]} --out '$work/out/pool-$c' > '$work/results/pool-${c}_r$rep.tool.json'"
   done
 done
 

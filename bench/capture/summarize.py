@@ -43,8 +43,9 @@ for name, t, m, load in rows:
     elif name.startswith('pw'):
         label = (f"Playwright, one browser, {t['concurrency']} context(s) at a time ({name})")
     else:
-        label = (f"qa-sentinel pool, {t['instances']} browser(s) × {t['pages_per_browser']} pages "
-                 f"({name})")
+        build = os.path.basename(t.get('executable', 'chromium'))
+        label = (f"qa-sentinel pool, {t['instances']} browser(s) × {t['pages_per_browser']} pages, "
+                 f"{build} ({name})")
     ratio = f"{t['shots_per_s'] / cli_rate:.1f}×" if cli_rate else '–'
     cpu = cpu_per_shot(t, m)
     print(f"| {label} | {t['shots']} | {t['errors']} | {t['capture_s']} | {t['shots_per_s']} | "

@@ -291,8 +291,10 @@ pub enum BalanceStrategy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrowserSettings {
-    /// The Chromium executable for local instances.
-    pub executable: PathBuf,
+    /// The Chromium executable for local instances. Unset: the first installed of
+    /// `chromium-headless-shell` (Chromium's automation build: a browser context costs a
+    /// third of the CPU it costs the full browser, see docs/bench/capture.md) and `chromium`.
+    pub executable: Option<PathBuf>,
     /// Local Chromium processes to launch.
     pub instances: u32,
     /// Remote DevTools endpoints (`ws://…` or `http://host:port`) used as well.
@@ -315,13 +317,13 @@ pub struct BrowserSettings {
 impl Default for BrowserSettings {
     fn default() -> Self {
         Self {
-            executable: PathBuf::from("/usr/bin/chromium"),
-            // Two browsers with two pages each beat one with four (docs/bench/capture.md):
-            // each browser does its DevTools work on one main thread, and a crash takes half
-            // the capacity, not all of it.
+            executable: None,
+            // Two browsers with three pages each were the fastest measured
+            // (docs/bench/capture.md): each browser does its DevTools work on one main
+            // thread, and a crash takes half the capacity, not all of it.
             instances: 2,
             remote_endpoints: Vec::new(),
-            pages_per_instance: 2,
+            pages_per_instance: 3,
             strategy: BalanceStrategy::LeastConnections,
             capture_timeout_secs: 60,
             breaker_failures: 3,

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p sentinel-visual --example capture_bench -- \
-//!     --urls urls.txt [--instances 2] [--pages 2] [--strategy least-connections] \
-//!     [--full-page] [--out DIR]
+//!     --urls urls.txt [--instances 2] [--pages 3] [--strategy least-connections] \
+//!     [--full-page] [--out DIR] [--executable PATH] [--chromium-arg FLAG]…
 //! ```
 //!
 //! Prints one JSON line: shots, errors, capture seconds (pool start excluded, reported
@@ -29,17 +29,19 @@ struct Args {
     full_page: bool,
     out: Option<PathBuf>,
     chromium_args: Vec<String>,
+    executable: Option<PathBuf>,
 }
 
 fn args() -> Args {
     let mut a = Args {
         urls: PathBuf::new(),
         instances: 2,
-        pages: 2,
+        pages: 3,
         strategy: Strategy::LeastConnections,
         full_page: false,
         out: None,
         chromium_args: Vec::new(),
+        executable: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,6 +53,7 @@ fn args() -> Args {
             "--full-page" => a.full_page = true,
             "--out" => a.out = Some(it.next().unwrap().into()),
             "--chromium-arg" => a.chromium_args.push(it.next().unwrap()),
+            "--executable" => a.executable = Some(it.next().unwrap().into()),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -83,6 +86,10 @@ async fn main() {
     config.pages_per_browser = a.pages;
     config.strategy = a.strategy;
     config.extra_args = a.chromium_args.clone();
+    if let Some(e) = &a.executable {
+        config.executable.clone_from(e);
+    }
+    let executable = config.executable.display().to_string();
     let t0 = Instant::now();
     let pool = BrowserPool::start(config).await.unwrap();
     let launch_ms = t0.elapsed().as_millis();
@@ -141,6 +148,7 @@ async fn main() {
         "tool": "qa-sentinel-pool",
         "instances": a.instances,
         "pages_per_browser": a.pages,
+        "executable": executable,
         "strategy": a.strategy.as_str(),
         "full_page": a.full_page,
         "shots": shots,

@@ -25,6 +25,28 @@ pub enum BrowserSource {
     },
 }
 
+/// Where the installed Chromium builds live, best first: Debian's `chromium-headless-shell`
+/// (the automation build, without the browser UI: creating and disposing a browser context,
+/// which every capture does, costs its browser process about a third of what it costs the
+/// full browser, measured 8.3 against 21 CPU seconds for 90 captures; docs/bench/capture.md),
+/// then the full browser. The headless shell's binary itself: its `/usr/bin` wrapper runs it
+/// as a child of `sh` (no `exec`), and the pool must supervise the browser's own pid.
+pub const EXECUTABLE_CANDIDATES: &[&str] = &[
+    "/usr/lib/chromium/chromium-headless-shell",
+    "/usr/bin/chromium",
+];
+
+/// The first of [`EXECUTABLE_CANDIDATES`] that exists (the last one if none does, so that the
+/// launch error names the usual path).
+#[must_use]
+pub fn default_executable() -> PathBuf {
+    EXECUTABLE_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
 /// Configuration of a [`BrowserPool`](crate::BrowserPool).
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
@@ -73,18 +95,19 @@ pub struct PoolConfig {
 }
 
 impl PoolConfig {
-    /// Two local Chromium instances at `/usr/bin/chromium`, two pages at a time each,
+    /// Two local Chromium instances of [`default_executable`], three pages at a time each,
     /// least-connections, and the given egress policy. (Two browsers rather than one with
     /// more pages: each browser process runs its DevTools and navigation work on one main
-    /// thread, which becomes the limit first; and a crash then takes out half the capacity,
-    /// not all of it. See `docs/bench/capture.md`.)
+    /// thread, which becomes the limit first, and a crash then takes out half the capacity,
+    /// not all of it; three pages each keep both cores busy while pages wait on the network.
+    /// 2 × 3 was the fastest measured, see `docs/bench/capture.md`.)
     #[must_use]
     pub fn new(egress: Arc<dyn EgressCheck>) -> Self {
         Self {
             instances: vec![BrowserSource::Local, BrowserSource::Local],
-            executable: PathBuf::from("/usr/bin/chromium"),
+            executable: default_executable(),
             extra_args: Vec::new(),
-            pages_per_browser: 2,
+            pages_per_browser: 3,
             strategy: Strategy::LeastConnections,
             breaker: BreakerConfig {
                 window: 10,

@@ -26,7 +26,9 @@ mod proxy;
 mod scripts;
 
 pub use capture::Capture;
-pub use config::{BrowserSource, CaptureRequest, PoolConfig};
+pub use config::{
+    BrowserSource, CaptureRequest, EXECUTABLE_CANDIDATES, PoolConfig, default_executable,
+};
 pub use egress::{BoxFuture, EgressCheck, EgressDenied};
 pub use error::{CaptureError, CaptureErrorKind, LaunchError, PoolError};
 pub use instance::InstanceState;

@@ -55,7 +55,9 @@ fn pool_config(settings: &Settings, egress: Arc<dyn sentinel_visual::EgressCheck
                 .map(|url| BrowserSource::Remote { url: url.clone() }),
         )
         .collect();
-    config.executable.clone_from(&b.executable);
+    if let Some(executable) = &b.executable {
+        config.executable.clone_from(executable);
+    }
     config.pages_per_browser = usize::try_from(b.pages_per_instance).unwrap_or(1);
     config.strategy = match b.strategy {
         BalanceStrategy::RoundRobin => Strategy::RoundRobin,
