@@ -238,4 +238,13 @@ impl CaptureError {
                 | CaptureErrorKind::Interception
         )
     }
+
+    /// Whether the browser itself is gone (crashed, or killed for hanging), so that its
+    /// instance's breaker opens at once rather than after enough failures.
+    pub(crate) fn lost_browser(&self) -> bool {
+        matches!(
+            self.kind(),
+            CaptureErrorKind::BrowserCrashed | CaptureErrorKind::BrowserHung
+        )
+    }
 }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::capture::{self, Capture};
 use crate::config::{BrowserSource, CaptureRequest, PoolConfig};
-use crate::error::{CaptureError, CaptureErrorKind, PoolError};
+use crate::error::{CaptureError, PoolError};
 use crate::instance::{Instance, InstanceState, supervise};
 
 /// A pool of headless Chromium instances that makes stabilised captures.
@@ -301,10 +301,7 @@ impl BrowserPool {
                     }
                     Err(e) if e.blames_browser() => {
                         permit.failure();
-                        if matches!(
-                            e.kind(),
-                            CaptureErrorKind::BrowserCrashed | CaptureErrorKind::BrowserHung
-                        ) {
+                        if e.lost_browser() {
                             instance.browser_lost(&live);
                         }
                         lease.failure();

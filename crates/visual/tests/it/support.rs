@@ -257,53 +257,47 @@ pub(crate) fn make_png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u
     out
 }
 
-/// Processes whose command line mentions `needle` (zombies excluded: they hold no resources
-/// and disappear when reaped).
-pub(crate) fn processes_with(needle: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
-            found.push(pid);
-        }
-    }
-    found
+/// Every live process: its pid, `/proc` directory and the `stat` fields after the command
+/// name (state, ppid, pgrp, …). Zombies are left out: they hold no resources and disappear
+/// when reaped.
+fn live_processes() -> impl Iterator<Item = (u32, std::path::PathBuf, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let fields = stat.rsplit_once(')')?.1.trim_start().to_owned();
+            (!fields.starts_with('Z')).then(|| (pid, entry.path(), fields))
+        })
 }
 
-/// Live processes of the process group `pgid` (zombies excluded). The pool starts every local
-/// browser as a group leader, and its zygotes, renderers, GPU and utility processes stay in
-/// that group even when the browser dies and they are re-parented; their command lines do not
-/// all carry the profile directory (the headless shell's children do not).
+/// Live processes whose command line mentions `needle`.
+pub(crate) fn processes_with(needle: &str) -> Vec<u32> {
+    live_processes()
+        .filter(|(_, dir, _)| {
+            std::fs::read(dir.join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+/// Live processes of the process group `pgid`. The pool starts every local browser as a
+/// group leader, and its zygotes, renderers, GPU and utility processes stay in that group even
+/// when the browser dies and they are re-parented; their command lines do not all carry the
+/// profile directory (the headless shell's children do not).
 pub(crate) fn processes_in_group(pgid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // After the command name: state, ppid, pgrp, …
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let zombie = fields.next() == Some("Z");
-        let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
-        if !zombie && group == Some(pgid) {
-            found.push(pid);
-        }
-    }
-    found
+    live_processes()
+        .filter(|(_, _, fields)| {
+            fields
+                .split_whitespace()
+                .nth(2)
+                .and_then(|g| g.parse::<u32>().ok())
+                == Some(pgid)
+        })
+        .map(|(pid, _, _)| pid)
+        .collect()
 }
 
 /// Polls `cond` every 50 ms for up to `limit` (conditions that the system reaches
