@@ -215,7 +215,7 @@ async fn begin(conn: &mut PoolConnection<Sqlite>) -> Result<Transaction<'_, Sqli
 
 /// New scans as `[[id, site, url, check type, options, created at, created by], ...]`, ids
 /// in hex (`unhex` turns them back into the 16-byte BLOBs the tables hold).
-fn scan_rows_json(scans: &[NewScan]) -> String {
+fn scan_rows_json(scans: &[NewScan]) -> Result<String> {
     let rows: Vec<_> = scans
         .iter()
         .map(|s| {
@@ -230,7 +230,8 @@ fn scan_rows_json(scans: &[NewScan]) -> String {
             )
         })
         .collect();
-    serde_json::to_string(&rows).unwrap_or_default()
+    serde_json::to_string(&rows)
+        .map_err(|e| StoreError::Database(format!("encoding new scans: {e}")))
 }
 
 const INSERT_SCANS_JSON: &str = "\
@@ -478,7 +479,7 @@ impl Store for SqliteStore {
         }
         // New jobs are due at once, by the store's clock (not the caller's `created_at`).
         let now = now_millis();
-        let rows = scan_rows_json(scans);
+        let rows = scan_rows_json(scans)?;
         let mut conn = self.write().await?;
         let mut tx = begin(&mut conn).await?;
         sqlx::query(INSERT_SCANS_JSON)
