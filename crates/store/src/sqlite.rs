@@ -1062,8 +1062,12 @@ fn to_u64(n: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
+
+    /// The value of a numeric pragma on `conn` (`query`: `PRAGMA name`).
+    async fn pragma(conn: &mut sqlx::SqliteConnection, query: &'static str) -> i64 {
+        sqlx::query_scalar(query).fetch_one(conn).await.unwrap()
+    }
 
     #[tokio::test]
     async fn pragmas_are_applied_to_both_pools() {
@@ -1078,37 +1082,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode, "wal");
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *w)
-            .await
-            .unwrap();
+        let sync = pragma(&mut w, "PRAGMA synchronous").await;
         assert_eq!(sync, 2, "synchronous=FULL");
-        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-            .fetch_one(&mut *w)
-            .await
-            .unwrap();
+        let fk = pragma(&mut w, "PRAGMA foreign_keys").await;
         assert_eq!(fk, 1);
-        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-            .fetch_one(&mut *w)
-            .await
-            .unwrap();
+        let busy = pragma(&mut w, "PRAGMA busy_timeout").await;
         assert!(busy >= 5000);
-        let temp: i64 = sqlx::query_scalar("PRAGMA temp_store")
-            .fetch_one(&mut *w)
-            .await
-            .unwrap();
+        let temp = pragma(&mut w, "PRAGMA temp_store").await;
         assert_eq!(temp, 2, "temp_store=MEMORY");
-        let backstop: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(&mut *w)
-            .await
-            .unwrap();
+        let backstop = pragma(&mut w, "PRAGMA wal_autocheckpoint").await;
         assert_eq!(backstop, 20_000);
         drop(w);
         let mut r = store.read().await.unwrap();
-        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
-            .fetch_one(&mut *r)
-            .await
-            .unwrap();
+        let cache = pragma(&mut r, "PRAGMA cache_size").await;
         assert_eq!(cache, -512, "readers keep a small page cache");
         let err = sqlx::query("DELETE FROM users")
             .execute(&mut *r)
