@@ -4,12 +4,12 @@
 //! Labels use the matched route template (`/api/scans/{id}`), never the raw path: raw paths
 //! would create one time series per scan id (and per 404 probe).
 
+use crate::router::Route;
 use axum::http::Method;
-use dashmap::DashMap;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -73,7 +73,9 @@ pub(crate) struct Metrics {
     avg_ms: AtomicU64,
     cpu_percent: AtomicU64,
     last_cpu_us: AtomicU64,
-    routes: DashMap<String, Arc<RouteMetrics>>,
+    /// Per-route handles, by [`Route::index`] (the last slot: requests no route matched),
+    /// resolved on a route's first request: an array index, not a map lookup, per request.
+    routes: [OnceLock<RouteMetrics>; Route::COUNT + 1],
     // Counter values at the previous sample.
     last_requests: AtomicU64,
     last_errors: AtomicU64,
@@ -93,7 +95,7 @@ impl Metrics {
     pub(crate) fn observe_request(
         &self,
         method: &Method,
-        route: &str,
+        route: Option<Route>,
         status: u16,
         elapsed: Duration,
     ) {
@@ -103,14 +105,9 @@ impl Metrics {
         }
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.duration_us.fetch_add(us, Ordering::Relaxed);
-        let per_route = match self.routes.get(route) {
-            Some(r) => r.clone(),
-            None => self
-                .routes
-                .entry(route.to_owned())
-                .or_insert_with(|| Arc::new(RouteMetrics::new(route)))
-                .clone(),
-        };
+        let slot = route.map_or(Route::COUNT, Route::index);
+        let per_route = self.routes[slot]
+            .get_or_init(|| RouteMetrics::new(route.map_or(UNMATCHED, Route::template)));
         per_route.histogram.record(elapsed.as_secs_f64());
         per_route.counter(method, status).increment(1);
     }
@@ -225,6 +222,9 @@ impl ProcessStats {
         s
     }
 }
+
+/// The route label of requests that matched no route.
+pub(crate) const UNMATCHED: &str = "unmatched";
 
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "OTHER"];
 const STATUSES: [u16; 20] = [
