@@ -246,7 +246,10 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
 /// touched became resident: 14 of the idle API's 32 MiB RSS were `AnonHugePages`, and the
 /// number grew with every thread that allocated. A service's heap is small and scattered;
 /// 4 KiB pages keep its resident memory what it uses (idle API on SQLite: RSS 32 → 20 MiB,
-/// measured with `/proc/PID/smaps`; the 4 MiB of huge pages left were touched before `main`).
+/// measured with `/proc/PID/smaps`). The 4 MiB of huge pages that were left had been touched
+/// before `main`, in the arena mimalloc reserves at the first allocation; mimalloc is built
+/// not to advise huge pages at all (`MI_DEFAULT_ALLOW_THP=0`, `.cargo/config.toml`), which
+/// took the idle RSS to 17 MiB. This call still matters for the browsers `serve` starts.
 /// Failure (an old kernel) changes nothing else.
 fn no_transparent_huge_pages() {
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
