@@ -224,7 +224,7 @@ impl ProcessStats {
 }
 
 /// The route label of requests that matched no route.
-pub(crate) const UNMATCHED: &str = "unmatched";
+const UNMATCHED: &str = "unmatched";
 
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "OTHER"];
 const STATUSES: [u16; 20] = [

@@ -200,8 +200,9 @@ impl ScanService {
         // Queue depth refresh. Counting is linear in the backlog (17.6 ms on average on
         // PostgreSQL over a run that queued about 125,000 jobs), so the pause after a count is
         // 100 times what it took, at least 0.5 s and at most 10 s: about 1 % of a connection's
-        // time (less for quick counts; more only for counts over 100 ms). Between counts, local inserts are added to the last count, so the estimate only
-        // errs high (it misses what workers drained), never lets the bound be overrun.
+        // time (less for quick counts; more only for counts over 100 ms). Between counts,
+        // local inserts are added to the last count, so the estimate only errs high (it
+        // misses what workers drained), never lets the bound be overrun.
         let weak = Arc::downgrade(&self);
         tokio::spawn(async move {
             loop {
