@@ -5,6 +5,7 @@
 
 mod backends;
 mod executors;
+mod text;
 
 use super::{ConfigArgs, RoleArg, install_crypto_provider, runtime};
 use anyhow::Context;
@@ -220,6 +221,8 @@ async fn serve_all(settings: Settings) -> anyhow::Result<()> {
             settings.role,
             store.backend().as_str()
         );
+        let released = text::release_startup_pages();
+        info!(bytes = released, "start-up code pages given back");
         serve(listener, App::new(state), config, shutdown.clone()).await?;
         shutdown.cancel();
     } else {
