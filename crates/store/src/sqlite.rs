@@ -59,7 +59,7 @@ const CHUNK: usize = 1000;
 pub struct SqliteOptions {
     /// How long a write waits for another process's write lock (`busy_timeout`).
     pub busy_timeout: Duration,
-    /// Connections of the read pool.
+    /// Connections of the read pool (the service sets one per core, 2 to 4).
     pub read_connections: u32,
     /// How long a caller waits for a connection of either pool before the store reports
     /// [`StoreError::Unavailable`].
@@ -70,7 +70,7 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         Self {
             busy_timeout: Duration::from_secs(5),
-            read_connections: 4,
+            read_connections: 2,
             acquire_timeout: Duration::from_secs(10),
         }
     }
