@@ -130,6 +130,59 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
+        self.single_flight(key, ttl, || async {
+            let v = load().await?;
+            self.stats.load();
+            self.store(key, &v, ttl).await;
+            Ok(v)
+        })
+        .await
+    }
+
+    /// Like [`get_or_load`](Self::get_or_load), for a value that exists before it is durable
+    /// (a new scan's id, known before its row commits). On a miss, `make` returns the value
+    /// (or refuses), then `persist` makes it durable while the L2 write goes out at the same
+    /// time: a miss costs the longer of the two instead of their sum (one Redis round trip
+    /// less on a new scan's path). L1 takes the value only once `persist` succeeded; a failed
+    /// `persist` takes the L2 entry back. Until the value is durable, another process may
+    /// find it in L2: its reader must treat a value it cannot resolve yet as stale (the
+    /// scan service then starts a scan of its own, as when two processes miss at once).
+    pub async fn get_or_create<E, M, P, Fut>(
+        &self,
+        key: &K,
+        ttl: Duration,
+        make: M,
+        persist: P,
+    ) -> Result<V, E>
+    where
+        M: FnOnce() -> Result<V, E>,
+        P: FnOnce(V) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        self.single_flight(key, ttl, || async {
+            let v = make()?;
+            let (persisted, ()) = tokio::join!(persist(v.clone()), self.store_remote(key, &v, ttl));
+            match persisted {
+                Ok(()) => {
+                    self.stats.load();
+                    self.l1.insert(key.clone(), v.clone(), ttl);
+                    Ok(v)
+                }
+                Err(e) => {
+                    self.invalidate(key).await;
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// L1, then (once per key in this process at a time) L2, then `on_miss`.
+    async fn single_flight<E, F, Fut>(&self, key: &K, ttl: Duration, on_miss: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
         if let Some(v) = self.l1.get(key) {
             self.stats.l1_hit();
             return Ok(v);
@@ -146,10 +199,7 @@ where
                     self.l1.insert(key.clone(), v.clone(), ttl);
                     return Ok(v);
                 }
-                let v = load().await?;
-                self.stats.load();
-                self.store(key, &v, ttl).await;
-                Ok(v)
+                on_miss().await
             })
             .await
             .cloned();
@@ -164,6 +214,11 @@ where
 
     async fn store(&self, key: &K, value: &V, ttl: Duration) {
         self.l1.insert(key.clone(), value.clone(), ttl);
+        self.store_remote(key, value, ttl).await;
+    }
+
+    /// Writes a value to L2 (if any); failures only count.
+    async fn store_remote(&self, key: &K, value: &V, ttl: Duration) {
         if let Some(remote) = &self.remote {
             match serde_json::to_vec(value) {
                 Ok(bytes) => {
@@ -269,5 +324,139 @@ mod tests {
         assert_eq!(cache.get_local(&K(1)), Some(3));
         cache.invalidate(&K(1)).await;
         assert_eq!(cache.get_local(&K(1)), None);
+    }
+
+    /// An in-memory L2 (no expiry) for the tests.
+    #[derive(Default)]
+    struct MemRemote(parking_lot::Mutex<std::collections::HashMap<String, Vec<u8>>>);
+
+    #[async_trait::async_trait]
+    impl RemoteCache for MemRemote {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::RemoteError> {
+            Ok(self.0.lock().get(key).cloned())
+        }
+        async fn set(
+            &self,
+            key: &str,
+            value: &[u8],
+            _: Duration,
+        ) -> Result<(), crate::RemoteError> {
+            self.0.lock().insert(key.to_owned(), value.to_vec());
+            Ok(())
+        }
+        async fn del(&self, key: &str) -> Result<(), crate::RemoteError> {
+            self.0.lock().remove(key);
+            Ok(())
+        }
+        async fn get_many(
+            &self,
+            keys: &[String],
+        ) -> Result<Vec<Option<Vec<u8>>>, crate::RemoteError> {
+            let map = self.0.lock();
+            Ok(keys.iter().map(|k| map.get(k).cloned()).collect())
+        }
+        async fn set_many(
+            &self,
+            items: &[(String, Vec<u8>)],
+            _: Duration,
+        ) -> Result<(), crate::RemoteError> {
+            let mut map = self.0.lock();
+            for (k, v) in items {
+                map.insert(k.clone(), v.clone());
+            }
+            Ok(())
+        }
+    }
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_created_value_is_shared_while_it_persists_and_local_once_durable() {
+        let remote = Arc::new(MemRemote::default());
+        let cache: Tiered<K, u32> = Tiered::new("t", 100, TTL, Some(remote.clone()));
+        let (release, durable) = tokio::sync::oneshot::channel::<()>();
+        let create = cache.get_or_create(
+            &K(1),
+            TTL,
+            || Ok::<_, &str>(9),
+            |v| async move {
+                assert_eq!(v, 9);
+                durable.await.map_err(|_| "dropped")
+            },
+        );
+        let observe = async {
+            // While the value persists: in L2 already, not in L1.
+            for _ in 0..100 {
+                if remote.0.lock().contains_key("k:1") {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(
+                remote.0.lock().get("k:1").map(Vec::as_slice),
+                Some(&b"9"[..])
+            );
+            assert_eq!(cache.get_local(&K(1)), None);
+            release.send(()).unwrap();
+        };
+        let (created, ()) = tokio::join!(create, observe);
+        assert_eq!(created, Ok(9));
+        assert_eq!(cache.get_local(&K(1)), Some(9));
+        assert_eq!(cache.stats().snapshot().loads, 1);
+        // A hit neither makes nor persists.
+        let again = cache
+            .get_or_create(
+                &K(1),
+                TTL,
+                || Err("made again"),
+                |_| async { Err("persisted again") },
+            )
+            .await;
+        assert_eq!(again, Ok(9));
+    }
+
+    #[tokio::test]
+    async fn a_failed_persist_takes_the_shared_entry_back() {
+        let remote = Arc::new(MemRemote::default());
+        let cache: Tiered<K, u32> = Tiered::new("t", 100, TTL, Some(remote.clone()));
+        let r = cache
+            .get_or_create(&K(2), TTL, || Ok(5), |_| async { Err("commit failed") })
+            .await;
+        assert_eq!(r, Err("commit failed"));
+        assert!(remote.0.lock().is_empty(), "the L2 entry was taken back");
+        assert_eq!(cache.get_local(&K(2)), None);
+    }
+
+    #[tokio::test]
+    async fn a_refused_make_writes_nothing() {
+        let remote = Arc::new(MemRemote::default());
+        let cache: Tiered<K, u32> = Tiered::new("t", 100, TTL, Some(remote.clone()));
+        let persisted = AtomicU32::new(0);
+        let r = cache
+            .get_or_create(
+                &K(3),
+                TTL,
+                || Err("queue full"),
+                |_| async {
+                    persisted.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                },
+            )
+            .await;
+        assert_eq!(r, Err("queue full"));
+        assert_eq!(persisted.load(Ordering::SeqCst), 0);
+        assert!(remote.0.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn another_process_value_in_l2_is_reused_not_made() {
+        let remote = Arc::new(MemRemote::default());
+        remote.0.lock().insert("k:4".into(), b"44".to_vec());
+        let cache: Tiered<K, u32> = Tiered::new("t", 100, TTL, Some(remote.clone()));
+        let r = cache
+            .get_or_create(&K(4), TTL, || Err("made"), |_| async { Err("persisted") })
+            .await;
+        assert_eq!(r, Ok(44));
+        assert_eq!(cache.get_local(&K(4)), Some(44));
     }
 }

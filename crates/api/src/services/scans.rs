@@ -289,21 +289,29 @@ impl ScanService {
         let scan_id = {
             let created = &mut created;
             let user = p.user_id;
+            // A miss makes a new scan: its id is shared in L2 while its row commits, and it
+            // is answered once both are done (see `Tiered::get_or_create`).
             self.dedup
-                .get_or_load(&key, ttl, || async move {
-                    let id = self.create(req, user).await?;
-                    *created = true;
-                    Ok::<_, ApiError>(id)
-                })
+                .get_or_create(
+                    &key,
+                    ttl,
+                    || self.admit().map(|()| ScanId::new()),
+                    |id| async move {
+                        self.create(id, req, user).await?;
+                        *created = true;
+                        Ok::<_, ApiError>(())
+                    },
+                )
                 .await?
         };
         let status = if created {
             ScanStatus::Queued
         } else {
             match self.entry(scan_id).await? {
-                // A failed scan is not a result worth reusing, and a scan the store no longer
-                // has (a database restored or recreated under a live Redis) is none at all:
-                // forget the entry and start a new scan.
+                // A failed scan is not a result worth reusing, and a scan the store does not
+                // have is none at all (a database restored or recreated under a live Redis,
+                // or another process's new scan whose row is still committing, as if both
+                // had missed at once): forget the entry and start a new scan.
                 Some(e) if e.status != ScanStatus::Failed => e.status,
                 _ => {
                     self.dedup.invalidate(&key).await;
@@ -333,7 +341,8 @@ impl ScanService {
         })
     }
 
-    async fn create(&self, req: &ScanRequest, user: sentinel_core::UserId) -> ApiResult<ScanId> {
+    /// Refuses a new scan while the queue is over its bound.
+    fn admit(&self) -> ApiResult<()> {
         if self.queue.over_bound() {
             metrics::counter!("scan_rejected_busy_total").increment(1);
             return Err(ApiError::unavailable(
@@ -342,18 +351,27 @@ impl ScanService {
                 30,
             ));
         }
+        Ok(())
+    }
+
+    /// Inserts scan `id` (and its job); returns once its row is committed.
+    async fn create(
+        &self,
+        id: ScanId,
+        req: &ScanRequest,
+        user: sentinel_core::UserId,
+    ) -> ApiResult<()> {
         let scan = NewScan {
-            id: ScanId::new(),
+            id,
             site_id: req.site_id,
             url: req.url.to_string(),
             options: req.options.clone(),
             created_by: Some(user),
             created_at: now_millis(),
         };
-        let id = scan.id;
         self.committer.insert(scan).await?;
         self.queue.since.fetch_add(1, Ordering::Relaxed);
-        Ok(id)
+        Ok(())
     }
 
     /// A scan's cached entry (no permission check).
