@@ -4,26 +4,40 @@
 //! carries its absolute deadline and its last-read instant, checked on read. moka was the
 //! first choice but has an open report of eviction stalling under sustained re-insertion
 //! (moka#590), which is exactly the scan-dedup write pattern under load.
+//!
+//! Entries live inline in quick_cache's slab, not behind an `Arc`: a read is the table probe
+//! and one slab entry, where the `Arc` added a third dependent load (and a reference-count
+//! write) per lookup. `perf annotate` of `GET /api/scans/{id}` put most of the cache's time
+//! on exactly those loads: four lookups per request, each on memory the network stack had
+//! evicted since. The price is that a read cannot refresh the idle age in place; it writes
+//! the age back (under the shard's write lock) only when the recorded one is more than
+//! ⅛ of the idle time old ([`IDLE_SLACK`]), so an entry dies between 7/8 and all of its idle
+//! time after its last read, and a hot key costs one write per ⅛ of the idle time.
 
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, EntryAction};
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// The recorded last read may lag the real one by this share of the idle time (one eighth).
+pub(crate) const IDLE_SLACK: u32 = 8;
+
+#[derive(Clone)]
 struct Entry<V> {
     value: V,
     /// Milliseconds since the cache's epoch after which the entry is dead.
     expires_at: u64,
-    /// Milliseconds since the cache's epoch of the last read (for time-to-idle).
-    last_read: AtomicU64,
+    /// Milliseconds since the cache's epoch of the last recorded read (for time-to-idle).
+    last_read: u64,
 }
 
 /// A bounded concurrent cache whose entries die at an absolute deadline (their TTL) or after
-/// `idle` without a read, whichever comes first. Reading an entry refreshes its idle age.
+/// `idle` without a read, whichever comes first. Reading an entry refreshes its idle age
+/// (to within [`IDLE_SLACK`]).
 pub struct TtlCache<K, V> {
-    inner: Cache<K, Arc<Entry<V>>>,
-    idle: Option<Duration>,
+    inner: Cache<K, Entry<V>>,
+    /// The idle time in milliseconds, and the age after which a read records itself.
+    idle: Option<(u64, u64)>,
     epoch: Instant,
     /// Added to the clock: lets tests move time forward without sleeping.
     skew_ms: AtomicU64,
@@ -33,9 +47,13 @@ impl<K: Eq + Hash + Clone, V: Clone> std::fmt::Debug for TtlCache<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TtlCache")
             .field("len", &self.inner.len())
-            .field("idle", &self.idle)
+            .field("idle_ms", &self.idle.map(|(idle, _)| idle))
             .finish()
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl<K, V> TtlCache<K, V>
@@ -50,71 +68,63 @@ where
         let capacity = usize::try_from(capacity.max(1)).unwrap_or(usize::MAX);
         Self {
             inner: Cache::new(capacity),
-            idle,
+            idle: idle.map(|d| {
+                let ms = millis(d);
+                (ms, ms / u64::from(IDLE_SLACK))
+            }),
             epoch: Instant::now(),
             skew_ms: AtomicU64::new(0),
         }
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .saturating_add(self.skew_ms.load(Ordering::Relaxed))
+        millis(self.epoch.elapsed()).saturating_add(self.skew_ms.load(Ordering::Relaxed))
     }
 
     /// Moves this cache's clock forward (tests of expiry).
     #[doc(hidden)]
     pub fn advance_clock(&self, by: Duration) {
-        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
-        self.skew_ms.fetch_add(ms, Ordering::Relaxed);
+        self.skew_ms.fetch_add(millis(by), Ordering::Relaxed);
+    }
+
+    fn is_dead(&self, entry: &Entry<V>, now: u64) -> bool {
+        now >= entry.expires_at
+            || self
+                .idle
+                .is_some_and(|(idle, _)| now.saturating_sub(entry.last_read) >= idle)
     }
 
     /// The value, if present and alive.
     pub fn get(&self, key: &K) -> Option<V> {
-        self.get_by(key)
-    }
-
-    fn is_dead(&self, entry: &Entry<V>, now: u64) -> bool {
-        if now >= entry.expires_at {
-            return true;
-        }
-        match self.idle {
-            Some(idle) => {
-                let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
-                now.saturating_sub(entry.last_read.load(Ordering::Relaxed)) >= idle_ms
-            }
-            None => false,
-        }
-    }
-
-    /// Like [`TtlCache::get`], looked up by a borrowed form of the key (`&str` for a
-    /// `Box<str>` key), so the hot path does not allocate a key to ask.
-    pub fn get_by<Q>(&self, key: &Q) -> Option<V>
-    where
-        Q: std::hash::Hash + quick_cache::Equivalent<K> + ?Sized,
-    {
         let entry = self.inner.get(key)?;
         let now = self.now_ms();
         if self.is_dead(&entry, now) {
-            self.inner.remove_if(key, |e| Arc::ptr_eq(e, &entry));
+            // Only if it is still dead: another thread may have stored a fresh value since.
+            self.inner.remove_if(key, |e| self.is_dead(e, now));
             return None;
         }
-        if self.idle.is_some() {
-            entry.last_read.store(now, Ordering::Relaxed);
+        if let Some((_, step)) = self.idle
+            && now.saturating_sub(entry.last_read) > step
+        {
+            // In place, so a value stored meanwhile is never overwritten with this older one.
+            // A zero timeout: if the key is being loaded right now, skip the refresh.
+            let _ = self.inner.entry(key, Some(Duration::ZERO), |_, e| {
+                e.last_read = e.last_read.max(now);
+                EntryAction::Retain(())
+            });
         }
-        Some(entry.value.clone())
+        Some(entry.value)
     }
 
     /// Stores a value that lives at most `ttl`.
     pub fn insert(&self, key: K, value: V, ttl: Duration) {
         let now = self.now_ms();
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let entry = Entry {
             value,
-            expires_at: now.saturating_add(ttl_ms),
-            last_read: AtomicU64::new(now),
+            expires_at: now.saturating_add(millis(ttl)),
+            last_read: now,
         };
-        self.inner.insert(key, Arc::new(entry));
+        self.inner.insert(key, entry);
     }
 
     /// Drops an entry.
@@ -169,6 +179,37 @@ mod tests {
             let _ = c.get(&3);
         }
         assert_eq!(c.get(&3), None, "reads never extend past the TTL");
+    }
+
+    #[test]
+    fn a_read_records_itself_once_per_slack_step() {
+        // idle 80 s: a read within 10 s (⅛) of the recorded one is not written back.
+        let c: TtlCache<u32, u32> = TtlCache::new(10, Some(Duration::from_secs(80)));
+        c.insert(1, 1, Duration::from_secs(3600));
+        c.insert(2, 2, Duration::from_secs(3600));
+        c.advance_clock(Duration::from_secs(9));
+        assert_eq!(c.get(&1), Some(1), "read 9 s in: not recorded");
+        c.advance_clock(Duration::from_secs(2));
+        assert_eq!(c.get(&2), Some(2), "read 11 s in: recorded");
+        // 80 s after insertion: 1's recorded read is the insertion, 2's is 11 s in.
+        c.advance_clock(Duration::from_secs(69));
+        assert_eq!(
+            c.get(&1),
+            None,
+            "died 71 s after its last read (≥ ⅞ of idle)"
+        );
+        assert_eq!(c.get(&2), Some(2), "69 s after its recorded read");
+    }
+
+    #[test]
+    fn a_dead_entry_read_is_dropped_and_a_fresh_one_kept() {
+        let c: TtlCache<u32, &str> = TtlCache::new(10, None);
+        c.insert(1, "old", Duration::from_secs(10));
+        c.advance_clock(Duration::from_secs(11));
+        assert_eq!(c.get(&1), None);
+        assert_eq!(c.len(), 0, "the dead entry was removed on read");
+        c.insert(1, "new", Duration::from_secs(10));
+        assert_eq!(c.get(&1), Some("new"));
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub(crate) async fn get(
     let p = ctx.caller(state, req.headers()).await?;
     let id: SiteId = parse_id(id, "id")?;
     let site = state.access().authorize(&p, id, Access::Read).await?;
-    Ok(Json(SiteView::from(&site)))
+    Ok(Json(SiteView::from(&*site)))
 }
 
 /// Sets a user's grant on a site (owners and admins).

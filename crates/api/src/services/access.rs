@@ -37,14 +37,38 @@ impl CacheKey for SiteKey {
     }
 }
 
+/// A presented token as an L1 key, held inline: comparing it is a look at the cache entry
+/// itself, not at a string somewhere else on the heap (a third memory load per lookup). Our
+/// keys are 52 bytes; a token longer than [`TokenKey::MAX`] is not remembered (it takes the
+/// digest path every time, and no key of ours is that long).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct TokenKey {
+    len: u8,
+    bytes: [u8; TokenKey::MAX],
+}
+
+impl TokenKey {
+    const MAX: usize = 63;
+
+    fn of(token: &str) -> Option<Self> {
+        let len = u8::try_from(token.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= Self::MAX)?;
+        let mut bytes = [0; Self::MAX];
+        bytes[..token.len()].copy_from_slice(token.as_bytes());
+        Some(Self { len, bytes })
+    }
+}
+
 /// Authentication and authorisation with caches.
 pub(crate) struct AccessService {
     store: Arc<dyn Store>,
     /// Presented token → principal: the hot path, no hashing (see `authenticate`).
-    tokens: TtlCache<Box<str>, Option<Arc<Principal>>>,
+    tokens: TtlCache<TokenKey, Option<Arc<Principal>>>,
     principals: Tiered<KeyHashKey, Option<Principal>>,
     perms: Tiered<PermKey, Option<SiteRole>>,
-    sites: Tiered<SiteKey, Option<Site>>,
+    /// Behind an `Arc`: a hit is a reference-count increment, not two string copies.
+    sites: Tiered<SiteKey, Option<Arc<Site>>>,
     principal_ttl: Duration,
     perm_ttl: Duration,
     bus: Arc<dyn InvalidationBus>,
@@ -80,17 +104,22 @@ impl AccessService {
     /// one hash-map lookup instead of a SHA-256; the store (and the shared cache) are keyed
     /// by the digest, never by the key itself.
     pub(crate) async fn authenticate(&self, token: &str) -> ApiResult<Option<Arc<Principal>>> {
-        if let Some(p) = self.tokens.get_by(token) {
+        let key = TokenKey::of(token);
+        if let Some(p) = key.as_ref().and_then(|k| self.tokens.get(k)) {
             return Ok(p);
         }
         // Boxed: the load path is most of this future's size (568 of it in a test build), and
         // a known key never takes it; every request's future stays small without a box per
         // request.
-        Box::pin(self.load_principal(token)).await
+        Box::pin(self.load_principal(token, key)).await
     }
 
     /// [`AccessService::authenticate`] on a token this process does not remember.
-    async fn load_principal(&self, token: &str) -> ApiResult<Option<Arc<Principal>>> {
+    async fn load_principal(
+        &self,
+        token: &str,
+        token_key: Option<TokenKey>,
+    ) -> ApiResult<Option<Arc<Principal>>> {
         let key = KeyHashKey(ApiKeyHash::of(token.as_bytes()));
         let store = &self.store;
         let principal = self
@@ -107,12 +136,14 @@ impl AccessService {
             NEGATIVE_TTL
         };
         let principal = principal.map(Arc::new);
-        self.tokens.insert(Box::from(token), principal.clone(), ttl);
+        if let Some(k) = token_key {
+            self.tokens.insert(k, principal.clone(), ttl);
+        }
         Ok(principal)
     }
 
     /// A site, through the cache.
-    pub(crate) async fn site(&self, id: SiteId) -> ApiResult<Option<Site>> {
+    pub(crate) async fn site(&self, id: SiteId) -> ApiResult<Option<Arc<Site>>> {
         let key = SiteKey(id);
         if let Some(s) = self.sites.get_local(&key) {
             return Ok(s);
@@ -120,11 +151,9 @@ impl AccessService {
         let store = &self.store;
         let site = self
             .sites
-            .get_or_load(
-                &key,
-                self.perm_ttl,
-                || async move { store.get_site(id).await },
-            )
+            .get_or_load(&key, self.perm_ttl, || async move {
+                Ok::<_, ApiError>(store.get_site(id).await?.map(Arc::new))
+            })
             .await?;
         if site.is_none() {
             self.sites.insert_local(key, None, NEGATIVE_TTL);
@@ -155,7 +184,7 @@ impl AccessService {
         p: &Principal,
         site_id: SiteId,
         access: Access,
-    ) -> ApiResult<Site> {
+    ) -> ApiResult<Arc<Site>> {
         if p.role == Role::Admin {
             return self
                 .site(site_id)
@@ -184,7 +213,7 @@ impl AccessService {
     /// Remembers a site just created (saves the first lookup).
     pub(crate) async fn remember_site(&self, site: Site) {
         self.sites
-            .insert(&SiteKey(site.id), Some(site), self.perm_ttl)
+            .insert(&SiteKey(site.id), Some(Arc::new(site)), self.perm_ttl)
             .await;
     }
 
@@ -195,5 +224,30 @@ impl AccessService {
             (self.perms.name(), self.perms.stats().snapshot()),
             (self.sites.name(), self.sites.stats().snapshot()),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenKey;
+
+    #[test]
+    fn token_keys_are_exact_and_bounded() {
+        let key = sentinel_core::ApiKey::generate();
+        let a = TokenKey::of(key.expose()).expect("our keys fit inline");
+        assert!(a == TokenKey::of(key.expose()).expect("fits"));
+        // A shorter token that is a prefix, or one that differs in its last byte, is another key.
+        let s = key.expose();
+        assert!(TokenKey::of(&s[..s.len() - 1]).is_some_and(|b| b != a));
+        let mut last = s.to_owned();
+        last.pop();
+        last.push('x');
+        assert!(TokenKey::of(&last).is_some_and(|b| b != a));
+        assert!(TokenKey::of(&"k".repeat(TokenKey::MAX)).is_some());
+        assert!(
+            TokenKey::of(&"k".repeat(TokenKey::MAX + 1)).is_none(),
+            "not remembered"
+        );
+        assert!(TokenKey::of("").is_some_and(|e| e != a));
     }
 }
