@@ -208,7 +208,7 @@ pub(crate) async fn drop_cache(
 ) -> ApiResult<StatusCode> {
     let p = ctx.caller(state, req.headers()).await?;
     let id: SiteId = parse_id(id, "id")?;
-    state.access().authorize(&p, id, Access::Write).await?;
+    state.access().check(&p, id, Access::Write).await?;
     state.scans().invalidate_site(id).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -22,7 +22,7 @@ pub(crate) async fn approve(
     site_id: SiteId,
     scan_id: ScanId,
 ) -> ApiResult<()> {
-    access.authorize(p, site_id, Access::Write).await?;
+    access.check(p, site_id, Access::Write).await?;
     let scan = store
         .get_scan(scan_id)
         .await?

@@ -412,9 +412,7 @@ impl ScanService {
             .entry(id)
             .await?
             .ok_or_else(|| ApiError::not_found("Scan"))?;
-        self.access
-            .authorize(p, entry.site_id, Access::Read)
-            .await?;
+        self.access.check(p, entry.site_id, Access::Read).await?;
         Ok(entry.body)
     }
 
@@ -425,7 +423,7 @@ impl ScanService {
         site: SiteId,
         page: PageParams,
     ) -> ApiResult<Page<ScanView>> {
-        self.access.authorize(p, site, Access::Read).await?;
+        self.access.check(p, site, Access::Read).await?;
         let scans = self.store.list_scans(site, page.cursor, page.limit).await?;
         Ok(Page {
             items: scans.items.iter().map(ScanView::from).collect(),
@@ -444,9 +442,7 @@ impl ScanService {
             .entry(id)
             .await?
             .ok_or_else(|| ApiError::not_found("Scan"))?;
-        self.access
-            .authorize(p, entry.site_id, Access::Read)
-            .await?;
+        self.access.check(p, entry.site_id, Access::Read).await?;
         let found = self
             .store
             .list_findings(id, page.cursor, page.limit)
@@ -468,7 +464,7 @@ impl ScanService {
             .entry(id)
             .await?
             .ok_or_else(|| ApiError::not_found("Scan"))?;
-        self.access.authorize(p, entry.site_id, access).await?;
+        self.access.check(p, entry.site_id, access).await?;
         Ok(entry.site_id)
     }
 
