@@ -473,8 +473,13 @@ pub async fn postgres_outage_is_fast_503_and_loses_nothing(
             )
             .await;
         assert_eq!(s, StatusCode::OK, "cached read during the outage: {v}");
-        let (s, _) = f.json(api, Method::GET, "/health/ready", None, None).await;
-        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        let (s, v) = f.json(api, Method::GET, "/health/ready", None, None).await;
+        // It failed once in many runs with another status; say which, and what it said.
+        assert_eq!(
+            s,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "readiness of API {api} during the outage: {v}"
+        );
     }
 
     tokio::task::block_in_place(|| infra.pg.start_again());
