@@ -25,9 +25,9 @@ pub(crate) const IDLE_SLACK: u32 = 8;
 #[derive(Clone)]
 struct Entry<V> {
     value: V,
-    /// Milliseconds since the cache's epoch after which the entry is dead.
+    /// The cache's clock (milliseconds) after which the entry is dead.
     expires_at: u64,
-    /// Milliseconds since the cache's epoch of the last recorded read (for time-to-idle).
+    /// The cache's clock (milliseconds) at the last recorded read (for time-to-idle).
     last_read: u64,
 }
 

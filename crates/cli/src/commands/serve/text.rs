@@ -5,8 +5,9 @@
 //! windows ("fault-around"), and everything start-up touched (configuration, migrations, the
 //! store's and Redis client's set-up, TLS set-up) stays mapped for the life of the process.
 //! On PostgreSQL after the load harness's W1, W2, W3 and W5, 17.5–18 MiB of the binary were
-//! resident without this and 13.5–14 MiB with it (same build otherwise). Once the listener is up, this drops the process's page-table entries for the binary's
-//! clean read-only mappings (`MADV_DONTNEED`); the pages stay in the page cache, and what the
+//! resident without this and 13.5–14 MiB with it (same build otherwise). Once the listener
+//! is up, this drops the process's page-table entries for the binary's clean read-only
+//! mappings (`MADV_DONTNEED`); the pages stay in the page cache, and what the
 //! service runs next comes back on its first use as a minor fault, without I/O. Only mappings
 //! without one private (copy-on-write) page are touched, so no relocated data is lost.
 //! Written by hand because no crate does it: it is one `madvise` per mapping.
