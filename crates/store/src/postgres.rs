@@ -243,19 +243,26 @@ fn event_of(n: &PgNotification) -> Option<StoreEvent> {
 // `EXISTS`, which any plan resolves through the primary key, never by scanning (and hashing)
 // the whole `jobs` or `scans` table. The unit test `generic_plans_use_indexes` checks this.
 
-/// Inserts scans and their jobs from arrays and notifies, in one statement.
+/// Inserts scans and their jobs from arrays and notifies, in one statement. Scans whose site
+/// does not exist are left out by the insert, and then fail the whole statement (migration
+/// 0003: one index scan for the batch's sites instead of a foreign-key trigger per row).
 const CREATE_SCANS: &str = "\
 WITH s AS (
     INSERT INTO scans (id, site_id, url, check_type, options, status, created_at, created_by)
     SELECT id, site_id, url, check_type, options, 'queued', created_at, created_by
     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int8[],
                 $7::uuid[]) AS n(id, site_id, url, check_type, options, created_at, created_by)
+    WHERE site_id = ANY(ARRAY(SELECT id FROM sites WHERE id = ANY($2::uuid[])))
     RETURNING id, check_type
 ), j AS (
     INSERT INTO jobs (scan_id, check_type, state, max_attempts, run_at)
     SELECT id, check_type, 'queued', $8, $9 FROM s
+), c AS (
+    SELECT cardinality($1::uuid[]) - count(*) AS missing FROM s
 )
-SELECT pg_notify('sentinel_jobs', '')";
+SELECT pg_notify('sentinel_jobs', ''),
+    CASE WHEN missing > 0 THEN sentinel_missing_site(missing) END
+FROM c";
 
 /// Picks, leases and starts due jobs. `state = 'queued'` is spelled out (not bound) so that
 /// the partial index `jobs_due` applies.
@@ -1061,6 +1068,18 @@ impl Store for PgStore {
             .rows_affected();
         }
         for chunk in batch.scans.chunks(CHUNK) {
+            // No foreign key checks a scan's site on PostgreSQL (migration 0003).
+            let missing_sites: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM UNNEST($1::uuid[]) AS n(site_id) \
+                 WHERE NOT EXISTS (SELECT 1 FROM sites WHERE id = n.site_id)",
+            )
+            .bind(chunk.iter().map(|s| s.site_id.0).collect::<Vec<_>>())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if missing_sites > 0 {
+                return Err(StoreError::NotFound("site or user"));
+            }
             counts.scans += sqlx::query(concat!(
                 "INSERT INTO scans (",
                 scan_columns!(),
@@ -1257,7 +1276,7 @@ mod tests {
         sqlx::raw_sql(
             "INSERT INTO users VALUES ('00000000-0000-0000-0000-000000000001', 'u', 'member', 0);
              INSERT INTO sites SELECT ('00000000-0000-0000-0000-' || lpad(g::text, 12, '0'))::uuid,
-                 's', 'https://a.test/', 0 FROM generate_series(1, 200) g;
+                 's', 'https://a.test/', 0 FROM generate_series(1, 5000) g;
              INSERT INTO grants SELECT '00000000-0000-0000-0000-000000000001', id, 'viewer'
                  FROM sites;
              INSERT INTO users SELECT gen_random_uuid(), 'bulk', 'member', 0
@@ -1292,6 +1311,14 @@ mod tests {
                 LEASE,
                 "9000000000000, '{broken-links}', 10, 'w', 1".to_owned(),
             ),
+            (
+                "create scans",
+                CREATE_SCANS,
+                format!(
+                    "ARRAY[{scan}]::uuid[], ARRAY[{site}]::uuid[], ARRAY['u'], \
+                     ARRAY['broken-links'], ARRAY['{{}}'], ARRAY[1::int8], ARRAY[NULL::uuid], 3, 1"
+                ),
+            ),
             ("complete", COMPLETE, format!("{scan}, {scan}, 1, '{{}}'")),
             ("release", RELEASE, format!("1, {scan}, {scan}")),
             ("requeue", REQUEUE, "50000".to_owned()),
@@ -1323,7 +1350,7 @@ mod tests {
                 .await
                 .unwrap();
             let plan = plan.join("\n");
-            for table in ["scans", "jobs", "findings", "grants", "api_keys"] {
+            for table in ["scans", "jobs", "findings", "grants", "api_keys", "sites"] {
                 assert!(
                     !plan.contains(&format!("Seq Scan on {table}")),
                     "{name} scans {table}:\n{plan}"

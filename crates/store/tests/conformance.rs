@@ -889,6 +889,23 @@ async fn import_counts_and_is_idempotent(fx: &Fixture) {
         QueueDepth::default(),
         "imported scans are not queued"
     );
+
+    // A scan of a site that is neither in the batch nor in the store is refused, and the
+    // batch with it leaves nothing behind.
+    let mut orphan = batch.scans[0].clone();
+    orphan.id = ScanId::new();
+    orphan.site_id = sentinel_core::SiteId::new();
+    let newcomer = site_value("bench-site-late");
+    let bad = ImportBatch {
+        users: Vec::new(),
+        sites: vec![newcomer.clone()],
+        grants: Vec::new(),
+        scans: vec![orphan.clone()],
+    };
+    let res = store.import(&bad).await;
+    assert!(matches!(res, Err(StoreError::NotFound(_))), "{res:?}");
+    assert_eq!(store.get_scan(orphan.id).await.unwrap(), None);
+    assert_eq!(store.get_site(newcomer.id).await.unwrap(), None);
 }
 
 async fn events_reach_a_peer(fx: &Fixture) {
