@@ -23,6 +23,16 @@ pub trait RemoteCache: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RemoteError>;
     /// Writes a value that expires after `ttl`.
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), RemoteError>;
+    /// Writes a value that expires after `ttl` unless the key already holds one, and returns
+    /// the value it holds (`None`: the key was free and now holds `value`). Atomic, one
+    /// round trip: of two processes that claim a key at once, one writes and the other
+    /// reads what was written.
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, RemoteError>;
     /// Deletes a key.
     async fn del(&self, key: &str) -> Result<(), RemoteError>;
     /// Reads many values in one round trip (pipelined).

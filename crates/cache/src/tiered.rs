@@ -130,7 +130,12 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        self.single_flight(key, ttl, || async {
+        self.single_flight(key, || async {
+            if let Some(v) = self.get_remote(key).await {
+                self.stats.l2_hit();
+                self.l1.insert(key.clone(), v.clone(), ttl);
+                return Ok(v);
+            }
             let v = load().await?;
             self.stats.load();
             self.store(key, &v, ttl).await;
@@ -140,13 +145,16 @@ where
     }
 
     /// Like [`get_or_load`](Self::get_or_load), for a value that exists before it is durable
-    /// (a new scan's id, known before its row commits). On a miss, `make` returns the value
-    /// (or refuses), then `persist` makes it durable while the L2 write goes out at the same
-    /// time: a miss costs the longer of the two instead of their sum (one Redis round trip
-    /// less on a new scan's path). L1 takes the value only once `persist` succeeded; a failed
+    /// (a new scan's id, known before its row commits). On an L1 miss, `make` returns a
+    /// value (or refuses), which is offered to L2 in one atomic step that also returns the
+    /// value L2 already holds, if any: a value found there is the answer (and `persist` is
+    /// not run); otherwise `persist` makes the new value durable. A miss costs one round trip
+    /// to L2 before `persist`, not a read and a write, and of two processes that miss at once
+    /// only one creates. L1 takes the value only once `persist` succeeded; a failed
     /// `persist` takes the L2 entry back. Until the value is durable, another process may
     /// find it in L2: its reader must treat a value it cannot resolve yet as stale (the
-    /// scan service then starts a scan of its own, as when two processes miss at once).
+    /// scan service then starts a scan of its own). When `make` refuses, a value in L2 is
+    /// still an answer.
     pub async fn get_or_create<E, M, P, Fut>(
         &self,
         key: &K,
@@ -159,10 +167,26 @@ where
         P: FnOnce(V) -> Fut,
         Fut: Future<Output = Result<(), E>>,
     {
-        self.single_flight(key, ttl, || async {
-            let v = make()?;
-            let (persisted, ()) = tokio::join!(persist(v.clone()), self.store_remote(key, &v, ttl));
-            match persisted {
+        self.single_flight(key, || async {
+            let v = match make() {
+                Ok(v) => v,
+                Err(refused) => {
+                    return match self.get_remote(key).await {
+                        Some(v) => {
+                            self.stats.l2_hit();
+                            self.l1.insert(key.clone(), v.clone(), ttl);
+                            Ok(v)
+                        }
+                        None => Err(refused),
+                    };
+                }
+            };
+            if let Some(held) = self.claim_remote(key, &v, ttl).await {
+                self.stats.l2_hit();
+                self.l1.insert(key.clone(), held.clone(), ttl);
+                return Ok(held);
+            }
+            match persist(v.clone()).await {
                 Ok(()) => {
                     self.stats.load();
                     self.l1.insert(key.clone(), v.clone(), ttl);
@@ -177,8 +201,41 @@ where
         .await
     }
 
-    /// L1, then (once per key in this process at a time) L2, then `on_miss`.
-    async fn single_flight<E, F, Fut>(&self, key: &K, ttl: Duration, on_miss: F) -> Result<V, E>
+    /// Offers `value` to L2 under `key`; returns the value L2 already held instead, if any.
+    /// `None` also when there is no L2, it failed (counted), or it held an undecodable
+    /// entry (overwritten): the caller goes on as the key's creator.
+    async fn claim_remote(&self, key: &K, value: &V, ttl: Duration) -> Option<V> {
+        let remote = self.remote.as_ref()?;
+        let bytes = match serde_json::to_vec(value) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(cache = self.name, error = %e, "value not serialisable for L2");
+                return None;
+            }
+        };
+        match remote.set_if_absent(&key.remote_key(), &bytes, ttl).await {
+            // Our own value back: a client that retried the write after a lost answer
+            // (a cluster redirection) reads what its first attempt wrote.
+            Ok(None) => None,
+            Ok(Some(held)) if held == bytes => None,
+            Ok(Some(held)) => match serde_json::from_slice(&held) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(cache = self.name, error = %e, "undecodable L2 entry replaced");
+                    self.store_remote(key, value, ttl).await;
+                    None
+                }
+            },
+            Err(e) => {
+                self.stats.l2_error();
+                tracing::debug!(cache = self.name, error = %e, "L2 claim failed; continuing without it");
+                None
+            }
+        }
+    }
+
+    /// L1, then (once per key in this process at a time) `on_miss`.
+    async fn single_flight<E, F, Fut>(&self, key: &K, on_miss: F) -> Result<V, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
@@ -192,17 +249,7 @@ where
             .entry(key.clone())
             .or_insert_with(|| Arc::new(OnceCell::new()))
             .clone();
-        let result = cell
-            .get_or_try_init(|| async {
-                if let Some(v) = self.get_remote(key).await {
-                    self.stats.l2_hit();
-                    self.l1.insert(key.clone(), v.clone(), ttl);
-                    return Ok(v);
-                }
-                on_miss().await
-            })
-            .await
-            .cloned();
+        let result = cell.get_or_try_init(on_miss).await.cloned();
         self.inflight.remove_if(key, |_, c| Arc::ptr_eq(c, &cell));
         result
     }
@@ -344,6 +391,19 @@ mod tests {
             self.0.lock().insert(key.to_owned(), value.to_vec());
             Ok(())
         }
+        async fn set_if_absent(
+            &self,
+            key: &str,
+            value: &[u8],
+            _: Duration,
+        ) -> Result<Option<Vec<u8>>, crate::RemoteError> {
+            let mut map = self.0.lock();
+            if let Some(held) = map.get(key) {
+                return Ok(Some(held.clone()));
+            }
+            map.insert(key.to_owned(), value.to_vec());
+            Ok(None)
+        }
         async fn del(&self, key: &str) -> Result<(), crate::RemoteError> {
             self.0.lock().remove(key);
             Ok(())
@@ -458,5 +518,40 @@ mod tests {
             .await;
         assert_eq!(r, Ok(44));
         assert_eq!(cache.get_local(&K(4)), Some(44));
+    }
+
+    #[tokio::test]
+    async fn a_value_held_in_l2_is_the_answer_even_when_one_was_made() {
+        let remote = Arc::new(MemRemote::default());
+        remote.0.lock().insert("k:5".into(), b"55".to_vec());
+        let cache: Tiered<K, u32> = Tiered::new("t", 100, TTL, Some(remote.clone()));
+        let r = cache
+            .get_or_create(&K(5), TTL, || Ok(6), |_| async { Err("persisted") })
+            .await;
+        assert_eq!(r, Ok(55));
+        assert_eq!(
+            remote.0.lock().get("k:5").map(Vec::as_slice),
+            Some(&b"55"[..])
+        );
+        assert_eq!(cache.stats().snapshot().l2_hits, 1);
+    }
+
+    #[tokio::test]
+    async fn of_two_processes_that_miss_at_once_only_one_creates() {
+        let remote = Arc::new(MemRemote::default());
+        let a: Tiered<K, u32> = Tiered::new("t", 100, TTL, Some(remote.clone()));
+        let b: Tiered<K, u32> = Tiered::new("t", 100, TTL, Some(remote.clone()));
+        let persisted = AtomicU32::new(0);
+        let persist = |_| async {
+            persisted.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok::<_, &str>(())
+        };
+        let (ra, rb) = tokio::join!(
+            a.get_or_create(&K(6), TTL, || Ok(1), persist),
+            b.get_or_create(&K(6), TTL, || Ok(2), persist),
+        );
+        assert_eq!(ra, rb);
+        assert_eq!(persisted.load(Ordering::SeqCst), 1);
     }
 }

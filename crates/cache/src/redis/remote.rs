@@ -51,6 +51,31 @@ impl RemoteCache for RedisCache {
             .await
     }
 
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, RemoteError> {
+        let key = Redis::key(key);
+        let ms = ttl_ms(ttl);
+        // `SET … NX GET` (Redis 7.0 or later): nil when it wrote, else the value the key
+        // holds, left unchanged.
+        self.redis
+            .call(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("GET")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async::<Option<Vec<u8>>>(&mut c)
+                    .await
+            })
+            .await
+    }
+
     async fn del(&self, key: &str) -> Result<(), RemoteError> {
         let key = Redis::key(key);
         // UNLINK frees the value in a background thread: never a pause for a big entry.

@@ -44,12 +44,32 @@ async fn remote_cache(url: &str) {
     assert_eq!(got[200], None);
     assert!(b.get_many(&[]).await.unwrap().is_empty());
 
+    // A claim writes only a free key, and answers with what the key holds. (Fresh keys:
+    // a test server may outlive one run.)
+    let (claim, short) = (
+        format!("t:claim:{}", SiteId::new()),
+        format!("t:claim:{}", SiteId::new()),
+    );
+    assert_eq!(a.set_if_absent(&claim, b"1", ttl).await.unwrap(), None);
+    assert_eq!(
+        b.set_if_absent(&claim, b"2", ttl).await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(b.get(&claim).await.unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        a.set_if_absent(&short, b"x", Duration::from_millis(30))
+            .await
+            .unwrap(),
+        None
+    );
+
     // Expiry is the server's (PX).
     a.set("t:short", b"x", Duration::from_millis(30))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     assert_eq!(b.get("t:short").await.unwrap(), None);
+    assert_eq!(b.get(&short).await.unwrap(), None);
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
