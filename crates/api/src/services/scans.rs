@@ -90,6 +90,8 @@ mod json_bytes {
 pub(crate) struct ParsedScan {
     pub req: ScanRequest,
     pub dedup_hash: String,
+    /// Taken from the cache of repeated bodies (so not to be stored there again).
+    pub remembered: bool,
 }
 
 /// What `submit` did.
@@ -254,7 +256,11 @@ impl ScanService {
         }
         let req = ScanRequest::parse(body)?;
         let dedup_hash = req.dedup_hash();
-        Ok(Arc::new(ParsedScan { req, dedup_hash }))
+        Ok(Arc::new(ParsedScan {
+            req,
+            dedup_hash,
+            remembered: false,
+        }))
     }
 
     /// Accepts a scan request (see the module docs).
@@ -319,10 +325,16 @@ impl ScanService {
                 }
             }
         };
-        if !created {
+        // A repeated body is remembered once (for a minute): inserting it again on every hit
+        // cost a copy of the body and a write lock per deduplicated request.
+        if !created && !parsed.remembered {
             self.parsed.insert(
                 Bytes::copy_from_slice(body),
-                parsed.clone(),
+                Arc::new(ParsedScan {
+                    req: parsed.req.clone(),
+                    dedup_hash: parsed.dedup_hash.clone(),
+                    remembered: true,
+                }),
                 Duration::from_secs(60),
             );
         }
