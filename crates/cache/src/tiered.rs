@@ -95,9 +95,7 @@ where
             return Some(v);
         }
         if let Some(v) = self.get_remote(key).await {
-            self.stats.l2_hit();
-            self.l1.insert(key.clone(), v.clone(), ttl);
-            return Some(v);
+            return Some(self.l2_hit(key, v, ttl));
         }
         self.stats.miss();
         None
@@ -132,9 +130,7 @@ where
     {
         self.single_flight(key, || async {
             if let Some(v) = self.get_remote(key).await {
-                self.stats.l2_hit();
-                self.l1.insert(key.clone(), v.clone(), ttl);
-                return Ok(v);
+                return Ok(self.l2_hit(key, v, ttl));
             }
             let v = load().await?;
             self.stats.load();
@@ -172,19 +168,13 @@ where
                 Ok(v) => v,
                 Err(refused) => {
                     return match self.get_remote(key).await {
-                        Some(v) => {
-                            self.stats.l2_hit();
-                            self.l1.insert(key.clone(), v.clone(), ttl);
-                            Ok(v)
-                        }
+                        Some(v) => Ok(self.l2_hit(key, v, ttl)),
                         None => Err(refused),
                     };
                 }
             };
             if let Some(held) = self.claim_remote(key, &v, ttl).await {
-                self.stats.l2_hit();
-                self.l1.insert(key.clone(), held.clone(), ttl);
-                return Ok(held);
+                return Ok(self.l2_hit(key, held, ttl));
             }
             match persist(v.clone()).await {
                 Ok(()) => {
@@ -199,6 +189,13 @@ where
             }
         })
         .await
+    }
+
+    /// A value found in L2: counted, and kept in L1 for `ttl`.
+    fn l2_hit(&self, key: &K, v: V, ttl: Duration) -> V {
+        self.stats.l2_hit();
+        self.l1.insert(key.clone(), v.clone(), ttl);
+        v
     }
 
     /// Offers `value` to L2 under `key`; returns the value L2 already held instead, if any.
