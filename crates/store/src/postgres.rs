@@ -1273,6 +1273,8 @@ mod tests {
         let store = PgStore::connect(&url, &options).await.unwrap();
         store.migrate().await.unwrap();
         let mut conn = store.conn().await.unwrap();
+        // Tables large enough that an index beats reading them whole (with 200 sites, a
+        // sequential scan of `sites` is the cheaper plan for a new scan's site check).
         sqlx::raw_sql(
             "INSERT INTO users VALUES ('00000000-0000-0000-0000-000000000001', 'u', 'member', 0);
              INSERT INTO sites SELECT ('00000000-0000-0000-0000-' || lpad(g::text, 12, '0'))::uuid,
