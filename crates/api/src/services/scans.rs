@@ -295,8 +295,9 @@ impl ScanService {
         let scan_id = {
             let created = &mut created;
             let user = p.user_id;
-            // A miss makes a new scan: its id is shared in L2 while its row commits, and it
-            // is answered once both are done (see `Tiered::get_or_create`).
+            // A miss makes a new scan id and claims the key in L2 with it; if another process
+            // holds the key, its scan is the answer, else the row is committed before the
+            // answer (see `Tiered::get_or_create`).
             self.dedup
                 .get_or_create(
                     &key,
