@@ -551,4 +551,26 @@ mod tests {
         assert_eq!(ra, rb);
         assert_eq!(persisted.load(Ordering::SeqCst), 1);
     }
+
+    #[tokio::test]
+    async fn our_own_value_back_from_l2_still_persists() {
+        let remote = Arc::new(MemRemote::default());
+        // As if a retried claim found what its first attempt wrote.
+        remote.0.lock().insert("k:7".into(), b"7".to_vec());
+        let cache: Tiered<K, u32> = Tiered::new("t", 100, TTL, Some(remote.clone()));
+        let persisted = AtomicU32::new(0);
+        let r = cache
+            .get_or_create(
+                &K(7),
+                TTL,
+                || Ok(7),
+                |_| async {
+                    persisted.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, &str>(())
+                },
+            )
+            .await;
+        assert_eq!(r, Ok(7));
+        assert_eq!(persisted.load(Ordering::SeqCst), 1);
+    }
 }

@@ -26,6 +26,13 @@ pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// `SET key value PX ms` (`key` already prefixed).
+fn set_px(key: &str, value: &[u8], ttl: Duration) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value).arg("PX").arg(ttl_ms(ttl));
+    cmd
+}
+
 #[async_trait]
 impl RemoteCache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RemoteError> {
@@ -36,18 +43,9 @@ impl RemoteCache for RedisCache {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), RemoteError> {
-        let key = Redis::key(key);
-        let ms = ttl_ms(ttl);
+        let cmd = set_px(&Redis::key(key), value, ttl);
         self.redis
-            .call(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("PX")
-                    .arg(ms)
-                    .query_async::<()>(&mut c)
-                    .await
-            })
+            .call(|mut c| async move { cmd.query_async::<()>(&mut c).await })
             .await
     }
 
@@ -57,22 +55,12 @@ impl RemoteCache for RedisCache {
         value: &[u8],
         ttl: Duration,
     ) -> Result<Option<Vec<u8>>, RemoteError> {
-        let key = Redis::key(key);
-        let ms = ttl_ms(ttl);
-        // `SET … NX GET` (Redis 7.0 or later): nil when it wrote, else the value the key
-        // holds, left unchanged.
+        // `SET … PX ms NX GET` (Redis 7.0 or later): nil when it wrote, else the value the
+        // key holds, left unchanged.
+        let mut cmd = set_px(&Redis::key(key), value, ttl);
+        cmd.arg("NX").arg("GET");
         self.redis
-            .call(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("NX")
-                    .arg("GET")
-                    .arg("PX")
-                    .arg(ms)
-                    .query_async::<Option<Vec<u8>>>(&mut c)
-                    .await
-            })
+            .call(|mut c| async move { cmd.query_async::<Option<Vec<u8>>>(&mut c).await })
             .await
     }
 
@@ -109,7 +97,6 @@ impl RemoteCache for RedisCache {
         if items.is_empty() {
             return Ok(());
         }
-        let ms = ttl_ms(ttl);
         // There is no MSET with an expiry: a pipeline of `SET … PX` does it in one round
         // trip. A cluster pipeline must stay within one slot, so there it is one pipeline
         // per slot, all sent at once.
@@ -121,11 +108,7 @@ impl RemoteCache for RedisCache {
             groups
                 .entry(slot)
                 .or_default()
-                .cmd("SET")
-                .arg(key)
-                .arg(value.as_slice())
-                .arg("PX")
-                .arg(ms)
+                .add_command(set_px(&key, value, ttl))
                 .ignore();
         }
         self.redis
