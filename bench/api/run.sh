@@ -29,6 +29,13 @@ mkdir -p "$H/results/logs"
 [ -d "$H/fastify/node_modules" ] || (cd "$H/fastify" && npm ci --no-audit --no-fund -q)
 psql "$PG_ADMIN" -qtAc "SELECT 1 FROM pg_database WHERE datname='bench'" | grep -q 1 || psql "$PG_ADMIN" -qc "CREATE DATABASE bench"
 (cd "$REPO" && cargo build --release -q -p qa-sentinel)
+# How much of the link order (crates/cli/build.rs) the binary still has: code changed since the
+# list was made renames some functions, and those are laid out (and resident) as without it.
+ORDER=$REPO/crates/cli/link-order.txt
+if [ -s "$ORDER" ] && command -v nm >/dev/null; then
+  found=$(nm --defined-only "$BIN" | awk '{print $3}' | sort -u | comm -12 - <(sort -u "$ORDER") | wc -l)
+  echo "link order: $found of $(sort -u "$ORDER" | wc -l) listed functions are in the binary (bench/layout/refresh.sh renews the list)" >&2
+fi
 
 port_of() { case $1 in hyper) echo 3001;; fastify1) echo 3000;; *) echo 8090;; esac; }
 wait_http() { for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
