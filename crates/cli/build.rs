@@ -10,7 +10,8 @@
 //!
 //! Names the binary no longer has (code changed since the list was made) are skipped by the
 //! linker; the order then helps less, and the binary is otherwise the same. Set
-//! `QA_SENTINEL_LINK_ORDER=0` to link in the default order.
+//! `QA_SENTINEL_LINK_ORDER=0` to link in the default order (and without the packed
+//! relocations below).
 
 use std::env;
 use std::path::PathBuf;
@@ -30,21 +31,22 @@ fn main() {
         )
         && env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_none()
         && !var("CARGO_ENCODED_RUSTFLAGS").contains("link");
+    if !applies {
+        return;
+    }
+    // Relative relocations packed as DT_RELR (glibc ≥ 2.36): the dynamic loader read all
+    // 53,000 of them at startup from a 1.3 MB `.rela.dyn`, which stayed resident; packed,
+    // they take 15 KB.
+    println!("cargo:rustc-link-arg-bin=qa-sentinel=-Wl,-z,pack-relative-relocs");
     let Some(dir) = env::var_os("CARGO_MANIFEST_DIR") else {
         return;
     };
     let order = PathBuf::from(dir).join("link-order.txt");
-    if applies && order.is_file() {
+    if order.is_file() {
         println!(
             "cargo:rustc-link-arg-bin=qa-sentinel=-Wl,--symbol-ordering-file={}",
             order.display()
         );
         println!("cargo:rustc-link-arg-bin=qa-sentinel=-Wl,--no-warn-symbol-ordering");
-    }
-    if applies {
-        // Relative relocations packed as DT_RELR (glibc ≥ 2.36): the dynamic loader read all
-        // 53,000 of them at startup from a 1.3 MB `.rela.dyn`, which stayed resident; packed,
-        // they take a few kilobytes.
-        println!("cargo:rustc-link-arg-bin=qa-sentinel=-Wl,-z,pack-relative-relocs");
     }
 }
