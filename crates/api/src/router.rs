@@ -87,6 +87,21 @@ impl Route {
         }
     }
 
+    /// The route whose template is exactly `path`, among those without parameters.
+    fn fixed(path: &str) -> Option<Self> {
+        Some(match path {
+            "/api/users" => Self::Users,
+            "/api/sites" => Self::Sites,
+            "/api/scan" => Self::Scan,
+            "/health/live" => Self::HealthLive,
+            "/health/ready" => Self::HealthReady,
+            "/health/performance" => Self::HealthPerformance,
+            "/metrics" => Self::Metrics,
+            "/openapi.json" => Self::OpenApi,
+            _ => return None,
+        })
+    }
+
     /// The methods it answers (HEAD is served wherever GET is).
     const fn allow(self) -> &'static str {
         match self {
@@ -124,6 +139,12 @@ impl Routes {
     }
 
     pub(crate) fn at(&self, path: &str) -> Option<(Route, Params)> {
+        // Paths without parameters are compared as strings first: a few length and byte
+        // comparisons instead of the tree walk (callgrind: ~300 instructions per request on
+        // `/health/live` and `/api/scan`).
+        if let Some(route) = Route::fixed(path) {
+            return Some((route, Params::default()));
+        }
         let m = self.0.at(path).ok()?;
         let mut params = Params::default();
         for (k, v) in m.params.iter() {
@@ -243,6 +264,9 @@ mod tests {
                 .replace("{userId}", "b")
                 .replace("{name}", "c");
             assert_eq!(routes.at(&concrete).unwrap().0, route, "{concrete}");
+            // The string fast path knows every template without parameters, and only those.
+            let fixed = (!route.template().contains('{')).then_some(route);
+            assert_eq!(Route::fixed(route.template()), fixed, "{route:?}");
         }
     }
 }

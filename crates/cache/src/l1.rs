@@ -56,7 +56,7 @@ impl<K: Eq + Hash + Clone, V: Clone> std::fmt::Debug for TtlCache<K, V> {
 /// cached read's time, one call per lookup). It moves once per kernel tick (1–4 ms), plenty
 /// for lifetimes of seconds.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn coarse_now_ms() -> u64 {
+pub fn coarse_now_ms() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
     let secs = u64::try_from(t.tv_sec).unwrap_or(0);
     let ms = u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000_000;
@@ -65,7 +65,7 @@ fn coarse_now_ms() -> u64 {
 
 /// Elsewhere: the precise monotonic clock, from a process-wide start.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn coarse_now_ms() -> u64 {
+pub fn coarse_now_ms() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     millis(START.get_or_init(std::time::Instant::now).elapsed())
 }

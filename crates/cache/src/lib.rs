@@ -26,7 +26,7 @@ mod tiered;
 mod versions;
 
 pub use bus::{Invalidation, InvalidationBus, LocalBus};
-pub use l1::TtlCache;
+pub use l1::{TtlCache, coarse_now_ms};
 pub use lock::{HeldLock, LocalLocks, LockError, Locks, scan_lock_key};
 pub use ratelimit::{LocalRateLimiter, RateDecision, RateLimiter};
 pub use remote::{RemoteCache, RemoteError};

@@ -37,8 +37,23 @@ fn rand_u32() -> u32 {
 }
 
 /// `X-Response-Time`: milliseconds with two decimals (`1.23ms`).
+///
+/// Values under 2.56 ms — most answers — come from a table formatted once: a clone of a
+/// shared value instead of formatting, checking and allocating a new one per request.
 pub(crate) fn response_time(elapsed: Duration) -> HeaderValue {
+    const CACHED: u64 = 256;
+    static TABLE: OnceLock<Box<[HeaderValue]>> = OnceLock::new();
     let hundredths = u64::try_from(elapsed.as_micros() / 10).unwrap_or(u64::MAX);
+    if hundredths < CACHED {
+        let table = TABLE.get_or_init(|| (0..CACHED).map(format_hundredths).collect());
+        if let Some(v) = usize::try_from(hundredths).ok().and_then(|i| table.get(i)) {
+            return v.clone();
+        }
+    }
+    format_hundredths(hundredths)
+}
+
+fn format_hundredths(hundredths: u64) -> HeaderValue {
     let (whole, frac) = (hundredths / 100, hundredths % 100);
     let mut buf = [0u8; 24];
     let mut i = buf.len();
@@ -67,6 +82,23 @@ pub(crate) fn response_time(elapsed: Duration) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_times_read_the_same_from_the_table_and_beyond_it() {
+        let cases = [
+            (0, "0.00ms"),
+            (9, "0.00ms"),
+            (10, "0.01ms"),
+            (1_230, "1.23ms"),
+            (2_550, "2.55ms"),
+            (2_560, "2.56ms"),
+            (12_345, "12.34ms"),
+            (1_000_000, "1000.00ms"),
+        ];
+        for (us, text) in cases {
+            assert_eq!(response_time(Duration::from_micros(us)), text, "{us} µs");
+        }
+    }
 
     #[test]
     fn ids_are_prefix_and_counter() {

@@ -5,7 +5,7 @@ use crate::extract::Ctx;
 use crate::metrics::ProcessStats;
 use crate::middleware::client_ip;
 use crate::state::{AppState, DependencyHealth};
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 #[utoipa::path(get, path = "/health/live", tag = "health",
     responses((status = 200, description = "The process is up")))]
 pub(crate) fn live() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        r#"{"status":"ok"}"#,
-    )
-        .into_response()
+    // Built directly: through `IntoResponse` a `&str` body is copied and given a text/plain
+    // type that is then replaced (callgrind: 1,600 instructions, a tenth of the request).
+    let mut res = Response::new(Body::from(Bytes::from_static(br#"{"status":"ok"}"#)));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 async fn database_health(state: &AppState) -> DependencyHealth {

@@ -178,10 +178,13 @@ fn connection(
         Box::pin(async move {
             let activity = ConnActivity::new();
             let svc_activity = activity.clone();
+            // Shared by the connection's requests: one reference count per request instead
+            // of a clone of every handle the application holds.
+            let app = Arc::new(app);
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 svc_activity.request_started();
                 let guard = InFlight(svc_activity.clone());
-                let app = app.clone();
+                let app = Arc::clone(&app);
                 // Boxed once: the request's future state is large, and hyper would otherwise
                 // move it (a memcpy of kilobytes) as it threads it through its dispatcher.
                 let fut = Box::pin(async move { app.handle(req.map(Body::new), Some(peer)).await });
