@@ -303,9 +303,9 @@ impl RouteMetrics {
 ///
 /// By hand, not through the `metrics` recorder: the exporter's histogram queues every sample
 /// (with a timestamp) in a lock-free list that the upkeep later sorts into buckets, and that
-/// queueing — an epoch pin, a clock read and a push on every request — cost as much as the
-/// rest of the request's bookkeeping together (perf, `GET /health/live`). Counting straight
-/// into the bucket costs three atomic adds; the exposition is the same histogram.
+/// queueing — an epoch pin, a clock read and a push on every request — was ~1.2 % of the
+/// server's samples (perf, `GET /health/live`). Counting straight into the bucket costs three
+/// atomic adds; the exposition is the same histogram.
 #[derive(Debug, Default)]
 struct LatencyHistogram {
     /// Observations per bucket (not cumulative): `buckets[i]` counts values in

@@ -87,21 +87,6 @@ impl Route {
         }
     }
 
-    /// The route whose template is exactly `path`, among those without parameters.
-    fn fixed(path: &str) -> Option<Self> {
-        Some(match path {
-            "/api/users" => Self::Users,
-            "/api/sites" => Self::Sites,
-            "/api/scan" => Self::Scan,
-            "/health/live" => Self::HealthLive,
-            "/health/ready" => Self::HealthReady,
-            "/health/performance" => Self::HealthPerformance,
-            "/metrics" => Self::Metrics,
-            "/openapi.json" => Self::OpenApi,
-            _ => return None,
-        })
-    }
-
     /// The methods it answers (HEAD is served wherever GET is).
     const fn allow(self) -> &'static str {
         match self {
@@ -124,7 +109,11 @@ pub(crate) struct Params {
 }
 
 /// The compiled table.
-pub(crate) struct Routes(matchit::Router<Route>);
+pub(crate) struct Routes {
+    tree: matchit::Router<Route>,
+    /// The routes without parameters, matched by string comparison before the tree.
+    fixed: Vec<Route>,
+}
 
 impl Routes {
     pub(crate) fn new() -> Self {
@@ -135,17 +124,20 @@ impl Routes {
                 tracing::error!(route = route.template(), error = %e, "route table");
             }
         }
-        Self(table)
+        let fixed = Route::ALL
+            .into_iter()
+            .filter(|r| !r.template().contains('{'))
+            .collect();
+        Self { tree: table, fixed }
     }
 
     pub(crate) fn at(&self, path: &str) -> Option<(Route, Params)> {
-        // Paths without parameters are compared as strings first: a few length and byte
-        // comparisons instead of the tree walk (callgrind: ~300 instructions per request on
-        // `/health/live` and `/api/scan`).
-        if let Some(route) = Route::fixed(path) {
-            return Some((route, Params::default()));
+        // Paths without parameters are compared as strings first: mostly length comparisons
+        // instead of the tree walk (callgrind, W0: ~200 instructions fewer per request).
+        if let Some(route) = self.fixed.iter().find(|r| r.template() == path) {
+            return Some((*route, Params::default()));
         }
-        let m = self.0.at(path).ok()?;
+        let m = self.tree.at(path).ok()?;
         let mut params = Params::default();
         for (k, v) in m.params.iter() {
             match k {
@@ -265,8 +257,8 @@ mod tests {
                 .replace("{name}", "c");
             assert_eq!(routes.at(&concrete).unwrap().0, route, "{concrete}");
             // The string fast path knows every template without parameters, and only those.
-            let fixed = (!route.template().contains('{')).then_some(route);
-            assert_eq!(Route::fixed(route.template()), fixed, "{route:?}");
+            let fixed = !route.template().contains('{');
+            assert_eq!(routes.fixed.contains(&route), fixed, "{route:?}");
         }
     }
 }
