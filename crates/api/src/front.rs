@@ -19,12 +19,15 @@
 use crate::error::{ApiError, PendingError};
 use crate::extract::{Ctx, bearer_token};
 use crate::middleware::{client_ip, new_request_id, response_time};
-use crate::router::{Params, Route, Routes, dispatch};
+use crate::router::{self, Params, Route, Routes, dispatch};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tower::{Layer, Service};
 use tower_http::CompressionLevel;
@@ -54,13 +57,12 @@ static MAX_AGE: HeaderValue = HeaderValue::from_static("600");
 static TRUE: HeaderValue = HeaderValue::from_static("true");
 
 /// The application as the server runs it: the front around the router.
-#[derive(Clone)]
 pub struct App {
     state: AppState,
     routes: Arc<Routes>,
     compression: CompressionLayer<CompressWhen>,
     /// Requests being handled, for load shedding.
-    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    in_flight: AtomicUsize,
     /// Exact allowed origins (`scheme://host[:port]`), compared byte for byte: the guide's
     /// `origin.includes(domain)` let `https://yourdomain.com.attacker.io` through.
     origins: std::sync::Arc<[HeaderValue]>,
@@ -94,7 +96,7 @@ impl App {
             state,
             routes: Arc::new(Routes::new()),
             compression,
-            in_flight: Arc::default(),
+            in_flight: AtomicUsize::new(0),
             origins,
         }
     }
@@ -105,74 +107,137 @@ impl App {
         &self.state
     }
 
-    /// Handles one request (see the module docs).
-    pub async fn handle(&self, req: Request<Body>, peer: Option<std::net::SocketAddr>) -> Response {
+    /// Answers one request (see the module docs): at once when nothing has to be waited for,
+    /// else with a future.
+    ///
+    /// At once: shed requests, CORS preflights, and — for clients the rate limiter does not
+    /// count and that ask for no compression — the answers [`router::answer_now`] gives
+    /// (liveness, unknown paths, the OpenAPI document). They cost no request future: under
+    /// callgrind (`bench/api/instructions.sh`) the boxed future of every request was ~500
+    /// instructions of `GET /health/live`'s 13,100 (a 1.7 KB allocation on mimalloc's generic
+    /// path, its copy and its free).
+    pub fn answer<B>(self: &Arc<Self>, req: Request<B>, peer: Option<SocketAddr>) -> Answer
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let front = self.begin(&req, peer);
+        let count = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let headers = req.headers();
+        let now = if count > self.state.settings().http.max_in_flight {
+            // Shed at once: queueing more work than can be done only makes every answer late.
+            metrics::counter!("http_shed_total").increment(1);
+            Some(
+                ApiError::unavailable("OVERLOADED", "Service busy, try again later", 1)
+                    .into_response(),
+            )
+        } else if front.method == Method::OPTIONS
+            && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            // Answered here whatever the path: the browser only needs to know what it may send.
+            Some(self.preflight(front.cors_origin.is_some()))
+        } else {
+            None
+        };
+        let limit = self.limit_of(peer, headers);
+        let now = now.or_else(|| {
+            let plain =
+                matches!(limit, Limit::Exempt) && !headers.contains_key(header::ACCEPT_ENCODING);
+            plain
+                .then(|| router::answer_now(front.route, &front.method))
+                .flatten()
+        });
+        if let Some(res) = now {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return Answer::Now(self.finish(front, res, None));
+        }
+        let admitted = Admitted(Arc::clone(self));
+        Answer::Later(Box::pin(async move {
+            let app = &admitted.0;
+            let mut front = front;
+            let (res, limit_headers) = app
+                .respond(&mut front, limit, req.map(Body::new), peer)
+                .await;
+            let res = app.finish(front, res, limit_headers);
+            drop(admitted);
+            res
+        }))
+    }
+
+    /// What every request needs before it is answered.
+    fn begin<B>(&self, req: &Request<B>, peer: Option<SocketAddr>) -> Front {
         let started = Instant::now();
         let id = match req.headers().get(&X_REQUEST_ID) {
             Some(v) if acceptable_id(v) => v.clone(),
             _ => new_request_id(),
         };
-        let method = req.method().clone();
-        let in_flight = InFlight::enter(&self.in_flight);
-        let overloaded = in_flight.count > self.state.settings().http.max_in_flight;
-        let cors_origin = self.allowed_origin(req.headers());
-        let preflight = method == Method::OPTIONS
-            && req
-                .headers()
-                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         let log = self
             .state
             .settings()
             .request_logs()
-            .then(|| AccessLog::of(&req, peer, &self.state));
-
-        let mut limit_headers = None;
-        let matched = self.routes.at(req.uri().path());
-        let route = matched.as_ref().map(|(r, _)| *r);
-        let mut res = if overloaded {
-            // Shed at once: queueing more work than can be done only makes every answer late.
-            metrics::counter!("http_shed_total").increment(1);
-            ApiError::unavailable("OVERLOADED", "Service busy, try again later", 1).into_response()
-        } else if preflight {
-            // Answered here whatever the path: the browser only needs to know what it may send.
-            let mut res = StatusCode::NO_CONTENT.into_response();
-            if cors_origin.is_some() {
-                let h = res.headers_mut();
-                h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS.clone());
-                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS.clone());
-                h.insert(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE.clone());
-            }
-            res
-        } else {
-            let mut ctx = Ctx {
-                peer,
-                principal: None,
-            };
-            match self.rate_limit(&mut ctx, req.headers()).await {
-                Err(res) => res,
-                Ok(headers) => {
-                    limit_headers = headers;
-                    if req.headers().contains_key(header::ACCEPT_ENCODING) {
-                        // Boxed: the compression machinery's future is twice the size of
-                        // the rest of this one, and most API clients never ask for it.
-                        Box::pin(self.dispatch_compressed(ctx, matched, req)).await
-                    } else {
-                        dispatch(&self.state, &ctx, matched, req).await
-                    }
-                }
-            }
+            .then(|| AccessLog::of(req.uri(), req.headers(), peer, &self.state));
+        let (route, params) = match self.routes.at(req.uri().path()) {
+            Some((route, params)) => (Some(route), params),
+            None => (None, Params::default()),
         };
-        if let Some(pending) = res.extensions_mut().remove::<PendingError>() {
-            *res.body_mut() = Body::from(pending.render(id.to_str().ok()));
+        Front {
+            started,
+            id,
+            method: req.method().clone(),
+            cors_origin: self.allowed_origin(req.headers()),
+            log,
+            route,
+            params,
         }
+    }
 
-        let elapsed = started.elapsed();
+    /// The answer of a request that goes through the rate limiter and its route's handler.
+    async fn respond(
+        &self,
+        front: &mut Front,
+        limit: Limit,
+        req: Request<Body>,
+        peer: Option<SocketAddr>,
+    ) -> (Response, Option<LimitHeaders>) {
+        let mut ctx = Ctx {
+            peer,
+            principal: None,
+        };
+        let limit_headers = match self.rate_limit(&mut ctx, limit, req.headers()).await {
+            Err(res) => return (res, None),
+            Ok(headers) => headers,
+        };
+        let matched = front
+            .route
+            .map(|route| (route, std::mem::take(&mut front.params)));
+        let res = if req.headers().contains_key(header::ACCEPT_ENCODING) {
+            // Boxed: the compression machinery's future is twice the size of the rest of
+            // this one, and most API clients never ask for it.
+            Box::pin(self.dispatch_compressed(ctx, matched, req)).await
+        } else {
+            dispatch(&self.state, &ctx, matched, req).await
+        };
+        (res, limit_headers)
+    }
+
+    /// What every answer gets: the rendered error body, CORS, rate-limit, request-id and
+    /// timing headers, metrics and the access log.
+    fn finish(
+        &self,
+        front: Front,
+        mut res: Response,
+        limit_headers: Option<LimitHeaders>,
+    ) -> Response {
+        if let Some(pending) = res.extensions_mut().remove::<PendingError>() {
+            *res.body_mut() = Body::from(pending.render(front.id.to_str().ok()));
+        }
+        let elapsed = front.started.elapsed();
         let status = res.status().as_u16();
         let h = res.headers_mut();
         if !self.origins.is_empty() {
             h.append(header::VARY, VARY_VALUE.clone());
         }
-        if let Some(origin) = cors_origin {
+        if let Some(origin) = front.cors_origin {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE.clone());
             h.insert(
@@ -185,13 +250,24 @@ impl App {
             h.insert(REMAINING.clone(), HeaderValue::from(remaining));
             h.insert(RESET.clone(), HeaderValue::from(reset));
         }
-        h.insert(X_REQUEST_ID.clone(), id.clone());
+        h.insert(X_REQUEST_ID.clone(), front.id.clone());
         h.insert(X_RESPONSE_TIME.clone(), response_time(elapsed));
         self.state
             .metrics()
-            .observe_request(&method, route, status, elapsed);
-        if let Some(log) = log {
-            log.write(&method, status, elapsed, &id);
+            .observe_request(&front.method, front.route, status, elapsed);
+        if let Some(log) = front.log {
+            log.write(&front.method, status, elapsed, &front.id);
+        }
+        res
+    }
+
+    fn preflight(&self, allowed: bool) -> Response {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        if allowed {
+            let h = res.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS.clone());
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS.clone());
+            h.insert(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE.clone());
         }
         res
     }
@@ -229,26 +305,37 @@ impl App {
             .then(|| origin.clone())
     }
 
+    /// Whether the rate limiter counts this client (decided without IO).
+    fn limit_of(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Limit {
+        if self.state.limiter().is_none() {
+            return Limit::Exempt;
+        }
+        let settings = self.state.settings();
+        let ip = client_ip(peer, headers, &settings.trusted_proxies).map(|c| c.0);
+        match ip {
+            Some(ip)
+                if settings
+                    .rate_limit_allowlist
+                    .iter()
+                    .any(|net| net.contains(&ip)) =>
+            {
+                Limit::Exempt
+            }
+            ip => Limit::Counted(ip),
+        }
+    }
+
     /// `Ok(headers)`: go on (with the rate-limit headers, if the client was counted);
     /// `Err(429)`: refused.
     async fn rate_limit(
         &self,
         ctx: &mut Ctx,
+        limit: Limit,
         headers: &HeaderMap,
-    ) -> Result<Option<(u32, u32, u64)>, Response> {
-        let Some(limiter) = self.state.limiter() else {
+    ) -> Result<Option<LimitHeaders>, Response> {
+        let (Limit::Counted(ip), Some(limiter)) = (limit, self.state.limiter()) else {
             return Ok(None);
         };
-        let settings = self.state.settings();
-        let ip = client_ip(ctx.peer, headers, &settings.trusted_proxies).map(|c| c.0);
-        if let Some(ip) = ip
-            && settings
-                .rate_limit_allowlist
-                .iter()
-                .any(|net| net.contains(&ip))
-        {
-            return Ok(None);
-        }
         // Keyed by the user of a *valid* key: keying by whatever token a request carries
         // would give an attacker a fresh budget per made-up key.
         let mut key = None;
@@ -283,23 +370,45 @@ impl App {
     }
 }
 
-/// Counts a request as in flight until dropped.
-struct InFlight<'a> {
-    counter: &'a std::sync::atomic::AtomicUsize,
-    count: usize,
+/// How the server gets the answer to a request.
+pub enum Answer {
+    /// Ready: nothing had to be waited for.
+    Now(Response),
+    /// To be awaited.
+    Later(Pin<Box<dyn Future<Output = Response> + Send>>),
 }
 
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
-        let count = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        Self { counter, count }
-    }
+/// `X-RateLimit-Limit`, `-Remaining` and `-Reset` of a counted request.
+type LimitHeaders = (u32, u32, u64);
+
+/// Whether the rate limiter counts a request's client.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    /// No limiter, or an allow-listed address.
+    Exempt,
+    /// Counted, by user when the key is valid, else by this address.
+    Counted(Option<IpAddr>),
 }
 
-impl Drop for InFlight<'_> {
+/// A request the front is working on, and what it learned before answering.
+struct Front {
+    started: Instant,
+    id: HeaderValue,
+    method: Method,
+    cors_origin: Option<HeaderValue>,
+    log: Option<AccessLog>,
+    /// The matched route (`None`: no route matches the path) and its path parameters.
+    route: Option<Route>,
+    params: Params,
+}
+
+/// A request counted as in flight (for load shedding) until dropped — also when its future
+/// is dropped unfinished because the client went away. Holds the application for the future.
+struct Admitted(Arc<App>);
+
+impl Drop for Admitted {
     fn drop(&mut self) {
-        self.counter
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -318,16 +427,15 @@ struct AccessLog {
 }
 
 impl AccessLog {
-    fn of(req: &Request<Body>, peer: Option<std::net::SocketAddr>, state: &AppState) -> Self {
+    fn of(uri: &Uri, headers: &HeaderMap, peer: Option<SocketAddr>, state: &AppState) -> Self {
         Self {
-            uri: req.uri().to_string(),
-            user_agent: req
-                .headers()
+            uri: uri.to_string(),
+            user_agent: headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned(),
-            remote: client_ip(peer, req.headers(), &state.settings().trusted_proxies)
+            remote: client_ip(peer, headers, &state.settings().trusted_proxies)
                 .map(|c| c.0.to_string())
                 .unwrap_or_default(),
         }
@@ -352,21 +460,22 @@ impl AccessLog {
 mod tests {
     use super::*;
 
-    /// The request's future is allocated and copied once per request: handlers' futures are
-    /// boxed where they are awaited so that it does not grow to the largest handler's size.
+    /// A request that is not answered at once allocates and copies its future: handlers'
+    /// futures are boxed where they are awaited so that it does not grow to the largest
+    /// handler's size.
     #[test]
     fn the_request_future_stays_small() {
         fn size_of_future<'a, F, Fut>(_: F) -> usize
         where
-            F: FnOnce(&'a App, Request<Body>, Option<std::net::SocketAddr>) -> Fut,
+            F: FnOnce(&'a App, &'a mut Front, Limit, Request<Body>, Option<SocketAddr>) -> Fut,
             Fut: Future,
         {
             std::mem::size_of::<Fut>()
         }
-        let size = size_of_future(App::handle);
-        // 1,728 bytes in a test build (2,872 before the handlers', the compression path's and
-        // the key lookup's slow-path futures were boxed).
-        assert!(size <= 2048, "App::handle's future is {size} bytes");
+        let size = size_of_future(App::respond);
+        // 2,872 bytes before the handlers', the compression path's and the key lookup's
+        // slow-path futures were boxed.
+        assert!(size <= 2048, "App::respond's future is {size} bytes");
     }
 
     #[test]

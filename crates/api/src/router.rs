@@ -149,8 +149,22 @@ impl Routes {
     }
 }
 
-async fn not_found() -> Response {
+fn not_found() -> Response {
     ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "No such endpoint").into_response()
+}
+
+/// The answer when it needs neither the request's body nor any IO: unknown paths, liveness,
+/// the OpenAPI document. `None`: the route's handler has to run ([`dispatch`]).
+///
+/// The front answers these without a request future at all ([`crate::front::App::answer`]).
+pub(crate) fn answer_now(route: Option<Route>, method: &Method) -> Option<Response> {
+    let get = matches!(*method, Method::GET | Method::HEAD);
+    match route {
+        None => Some(not_found()),
+        Some(Route::HealthLive) if get => Some(health::live()),
+        Some(Route::OpenApi) if get => Some(openapi::openapi_json()),
+        Some(_) => None,
+    }
 }
 
 fn method_not_allowed(route: Route) -> Response {
@@ -185,16 +199,17 @@ pub(crate) async fn dispatch(
     matched: Option<(Route, Params)>,
     req: Request<Body>,
 ) -> Response {
+    if let Some(res) = answer_now(matched.as_ref().map(|(r, _)| *r), req.method()) {
+        return res;
+    }
     let Some((route, params)) = matched else {
-        return not_found().await;
+        return not_found();
     };
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     match (route, req.method().clone()) {
-        (Route::HealthLive, _) if get => health::live(),
         (Route::HealthReady, _) if get => Box::pin(health::ready(state)).await,
         (Route::HealthPerformance, _) if get => Box::pin(health::performance(state)).await,
         (Route::Metrics, _) if get => respond(health::metrics(state, ctx, &req)),
-        (Route::OpenApi, _) if get => openapi::openapi_json(),
         (Route::Scan, Method::POST) => respond(Box::pin(scans::submit(state, ctx, req)).await),
         (Route::ScanById, _) if get => {
             respond(Box::pin(scans::get(state, ctx, req, &params.id)).await)

@@ -4,14 +4,15 @@
 //! Hand-driven rather than `axum::serve` because that cannot set hyper's timers, HTTP/2
 //! limits, a connection cap, TLS, or our idle/header deadlines ([`timed_io`]).
 
+mod graceful;
 mod timed_io;
 
-use crate::front::App;
-use axum::body::Body;
+use crate::front::{Answer, App};
+use futures::future::Either;
+use graceful::ShutdownSignal;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -98,6 +99,8 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    // Shared by every connection and request.
+    let app = Arc::new(app);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -116,8 +119,10 @@ pub async fn serve(
         .max_header_list_size(64 * 1024);
     let builder = Arc::new(builder);
     let acceptor = config.tls.clone().map(TlsAcceptor::from);
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let signal = ShutdownSignal::new();
+    // At most u32::MAX, so that shutdown can wait for every slot with one `acquire_many`.
+    let max_connections = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
+    let slots = Arc::new(Semaphore::new(max_connections as usize));
     info!(addr = %listener.local_addr()?, tls = acceptor.is_some(), "listening");
     loop {
         let permit = tokio::select! {
@@ -145,17 +150,19 @@ pub async fn serve(
             acceptor.clone(),
             config.clone(),
         );
-        let watched = graceful.watcher();
+        let signal = Arc::clone(&signal);
         tokio::spawn(async move {
             metrics::gauge!("active_connections").increment(1.0);
-            conn_fut(watched).await;
+            conn_fut(signal).await;
             metrics::gauge!("active_connections").decrement(1.0);
             drop(permit);
         });
     }
     drop(listener);
     info!("shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+    signal.fire();
+    // Every connection holds a slot until it has closed.
+    if tokio::time::timeout(config.shutdown_grace, slots.acquire_many(max_connections))
         .await
         .is_err()
     {
@@ -167,39 +174,39 @@ pub async fn serve(
 fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    app: App,
+    app: Arc<App>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     acceptor: Option<TlsAcceptor>,
     config: ServerConfig,
-) -> impl FnOnce(
-    hyper_util::server::graceful::Watcher,
-) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-    move |watcher| {
+) -> impl FnOnce(Arc<ShutdownSignal>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    move |signal| {
         Box::pin(async move {
             let activity = ConnActivity::new();
             let svc_activity = activity.clone();
-            // Shared by the connection's requests: one reference count per request instead
-            // of a clone of every handle the application holds.
-            let app = Arc::new(app);
-            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                svc_activity.request_started();
-                let guard = InFlight(svc_activity.clone());
-                let app = Arc::clone(&app);
-                // Boxed once: the request's future state is large, and hyper would otherwise
-                // move it (a memcpy of kilobytes) as it threads it through its dispatcher.
-                let fut = Box::pin(async move { app.handle(req.map(Body::new), Some(peer)).await });
-                async move {
-                    let res = fut.await;
-                    drop(guard);
-                    Ok::<_, std::convert::Infallible>(res)
-                }
-            });
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    match app.answer(req, Some(peer)) {
+                        Answer::Now(res) => {
+                            svc_activity.request_answered();
+                            Either::Left(std::future::ready(Ok(res)))
+                        }
+                        Answer::Later(fut) => {
+                            svc_activity.request_started();
+                            let guard = InFlight(svc_activity.clone());
+                            Either::Right(async move {
+                                let res = fut.await;
+                                drop(guard);
+                                Ok::<_, std::convert::Infallible>(res)
+                            })
+                        }
+                    }
+                });
             let result = match acceptor {
                 None => {
                     let io =
                         TimedIo::new(stream, activity, config.keep_alive, config.header_timeout);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-                    watcher.watch(conn.into_owned()).await
+                    signal.watch(conn.into_owned()).await
                 }
                 Some(acceptor) => {
                     let tls =
@@ -218,7 +225,7 @@ fn connection(
                         };
                     let io = TimedIo::new(tls, activity, config.keep_alive, config.header_timeout);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-                    watcher.watch(conn.into_owned()).await
+                    signal.watch(conn.into_owned()).await
                 }
             };
             if let Err(e) = result {

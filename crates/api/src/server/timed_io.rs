@@ -17,7 +17,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -55,6 +55,13 @@ impl ConnActivity {
     pub(crate) fn request_started(&self) {
         self.started.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A request was answered as soon as it was dispatched (no request future).
+    pub(crate) fn request_answered(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let ms = coarse_now_ms().saturating_sub(self.epoch_coarse_ms);
+        self.last_done_ms.store(ms, Ordering::Relaxed);
     }
 
     /// A request was answered. The time is read from the coarse clock (a tick or so late at
@@ -97,6 +104,10 @@ pub(crate) struct TimedIo<T> {
     /// that arrives in one read never is.
     head_pending: bool,
     seen_started: u64,
+    /// The waker `sleep` was last polled with, cleared when it is re-armed: while the task's
+    /// waker stays the same, the armed timer will wake it and need not be polled again
+    /// (callgrind, W0: ~100 instructions per request).
+    sleep_waker: Option<Waker>,
     first_read: bool,
     h2: bool,
 }
@@ -119,6 +130,7 @@ impl<T> TimedIo<T> {
             head_started: Some(now),
             head_pending: false,
             seen_started: 0,
+            sleep_waker: None,
             first_read: true,
             h2: false,
         }
@@ -194,7 +206,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 // already past fires at once when armed and is checked below.
                 if deadline < this.sleep.deadline() || this.sleep.is_elapsed() {
                     this.sleep.as_mut().reset(deadline);
+                    this.sleep_waker = None;
+                } else if this
+                    .sleep_waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    return Poll::Pending;
                 }
+                this.sleep_waker = Some(cx.waker().clone());
                 match this.sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         if Instant::now() >= deadline {
