@@ -3,9 +3,12 @@
 //! from an untrusted peer would let a client pick its own rate-limit bucket or claim an
 //! allow-listed address.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
+
+/// Parsed once: a `&str` name is parsed and validated again on every lookup.
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The client IP of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub(crate) fn client_ip(
     // Walk X-Forwarded-For from the right (the hop nearest to us): the first address that is
     // not one of our proxies is the client.
     let mut client = peer;
-    for value in headers.get_all("x-forwarded-for") {
+    for value in headers.get_all(&X_FORWARDED_FOR) {
         let Ok(s) = value.to_str() else {
             return Some(ClientIp(peer));
         };

@@ -2,6 +2,8 @@
 //! up at ~900 instructions per request in the profile).
 
 use axum::http::HeaderValue;
+use bytes::{Bytes, BytesMut};
+use std::cell::RefCell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,22 +12,77 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// A new request id: a random per-process prefix and a counter (`3f9a1c2b-1a2f`), so ids are
 /// unique across a fleet and cost a counter increment, not a UUID, per request.
+///
+/// Each thread formats ids [`BATCH`] at a time into one shared buffer and hands out slices of
+/// it: a reference count per id instead of formatting, allocating and freeing a small buffer
+/// (callgrind, W0: 272 instructions per request before, plus the free). Ids from different
+/// threads interleave but never repeat: each batch takes its own range of the counter.
 pub(crate) fn new_request_id() -> HeaderValue {
-    static PREFIX: OnceLock<u32> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(rand_u32);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut buf = [0u8; 8 + 1 + 16];
-    for (i, b) in buf[..8].iter_mut().enumerate() {
+    thread_local! {
+        static IDS: RefCell<IdBatch> = const { RefCell::new(IdBatch::empty()) };
+    }
+    IDS.with(|ids| ids.borrow_mut().next())
+        .unwrap_or_else(|| HeaderValue::from_static("0"))
+}
+
+/// How many ids a thread formats at once.
+const BATCH: usize = 64;
+/// The most bytes an id takes: 8 prefix digits, `-`, up to 16 counter digits.
+const ID_MAX: usize = 8 + 1 + 16;
+
+struct IdBatch {
+    buf: Bytes,
+    /// Each id's length (slot `i` starts at `i * ID_MAX`).
+    lens: [u8; BATCH],
+    next: usize,
+}
+
+impl IdBatch {
+    const fn empty() -> Self {
+        Self {
+            buf: Bytes::new(),
+            lens: [0; BATCH],
+            next: BATCH,
+        }
+    }
+
+    fn next(&mut self) -> Option<HeaderValue> {
+        if self.next == BATCH {
+            self.refill();
+        }
+        let i = self.next;
+        self.next += 1;
+        let start = i * ID_MAX;
+        let id = self.buf.slice(start..start + usize::from(self.lens[i]));
+        HeaderValue::from_maybe_shared(id).ok()
+    }
+
+    fn refill(&mut self) {
+        static PREFIX: OnceLock<u32> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let prefix = *PREFIX.get_or_init(rand_u32);
+        let first = COUNTER.fetch_add(BATCH as u64, Ordering::Relaxed);
+        let mut buf = BytesMut::zeroed(BATCH * ID_MAX);
+        for (i, slot) in buf.chunks_exact_mut(ID_MAX).enumerate() {
+            self.lens[i] = format_id(prefix, first + i as u64, slot);
+        }
+        self.buf = buf.freeze();
+        self.next = 0;
+    }
+}
+
+/// Writes `prefix-n` (hex, the counter without leading zeros) into `out`; returns its length.
+fn format_id(prefix: u32, n: u64, out: &mut [u8]) -> u8 {
+    for (i, b) in out[..8].iter_mut().enumerate() {
         *b = HEX[((prefix >> (28 - 4 * i)) & 0xf) as usize];
     }
-    buf[8] = b'-';
-    // The counter in hex, without leading zeros.
+    out[8] = b'-';
     let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
     for i in 0..digits {
-        buf[9 + i] = HEX[((n >> (4 * (digits - 1 - i))) & 0xf) as usize];
+        out[9 + i] = HEX[((n >> (4 * (digits - 1 - i))) & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&buf[..9 + digits]).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    // At most 25: fits.
+    (9 + digits) as u8
 }
 
 fn rand_u32() -> u32 {
@@ -98,6 +155,35 @@ mod tests {
         for (us, text) in cases {
             assert_eq!(response_time(Duration::from_micros(us)), text, "{us} µs");
         }
+    }
+
+    #[test]
+    fn ids_stay_unique_across_batches_and_threads() {
+        let mut seen = std::collections::HashSet::new();
+        let per_thread = 3 * BATCH + 5;
+        let ids: Vec<Vec<HeaderValue>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(move || (0..per_thread).map(|_| new_request_id()).collect()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for id in ids.into_iter().flatten() {
+            let s = id.to_str().unwrap().to_owned();
+            assert!(crate::front::acceptable_id(&id), "{s}");
+            assert!(seen.insert(s.clone()), "{s} given twice");
+        }
+        assert_eq!(seen.len(), 4 * per_thread);
+    }
+
+    #[test]
+    fn ids_format_the_counter_in_hex_without_leading_zeros() {
+        let mut buf = [0u8; ID_MAX];
+        let n = format_id(0x3f9a_1c2b, 0x1a2f, &mut buf);
+        assert_eq!(&buf[..usize::from(n)], b"3f9a1c2b-1a2f");
+        let n = format_id(0, 0, &mut buf);
+        assert_eq!(&buf[..usize::from(n)], b"00000000-0");
+        let n = format_id(u32::MAX, u64::MAX, &mut buf);
+        assert_eq!(&buf[..usize::from(n)], b"ffffffff-ffffffffffffffff");
     }
 
     #[test]
