@@ -124,6 +124,7 @@ impl App {
         let front = self.begin(&req, peer);
         let count = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         let headers = req.headers();
+        let limit = self.limit_of(peer, headers);
         let now = if count > self.state.settings().http.max_in_flight {
             // Shed at once: queueing more work than can be done only makes every answer late.
             metrics::counter!("http_shed_total").increment(1);
@@ -136,17 +137,11 @@ impl App {
         {
             // Answered here whatever the path: the browser only needs to know what it may send.
             Some(self.preflight(front.cors_origin.is_some()))
+        } else if matches!(limit, Limit::Exempt) && !headers.contains_key(header::ACCEPT_ENCODING) {
+            router::answer_now(front.route, &front.method)
         } else {
             None
         };
-        let limit = self.limit_of(peer, headers);
-        let now = now.or_else(|| {
-            let plain =
-                matches!(limit, Limit::Exempt) && !headers.contains_key(header::ACCEPT_ENCODING);
-            plain
-                .then(|| router::answer_now(front.route, &front.method))
-                .flatten()
-        });
         if let Some(res) = now {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
             return Answer::Now(self.finish(front, res, None));

@@ -14,9 +14,10 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// unique across a fleet and cost a counter increment, not a UUID, per request.
 ///
 /// Each thread formats ids [`BATCH`] at a time into one shared buffer and hands out slices of
-/// it: a reference count per id instead of formatting, allocating and freeing a small buffer
-/// (callgrind, W0: 272 instructions per request before, plus the free). Ids from different
-/// threads interleave but never repeat: each batch takes its own range of the counter.
+/// it: a reference count per id instead of allocating and freeing a small buffer per request
+/// (`bench/api/instructions.sh`, `GET /health/live`: 9,852 instructions per request with one
+/// id formatted per request, 9,675 batched). Ids from different threads interleave but never
+/// repeat: each batch takes its own range of the counter.
 pub(crate) fn new_request_id() -> HeaderValue {
     thread_local! {
         static IDS: RefCell<IdBatch> = const { RefCell::new(IdBatch::empty()) };

@@ -60,19 +60,23 @@ impl ConnActivity {
     /// A request was answered as soon as it was dispatched (no request future).
     pub(crate) fn request_answered(&self) {
         self.started.fetch_add(1, Ordering::Relaxed);
-        let ms = coarse_now_ms().saturating_sub(self.epoch_coarse_ms);
-        self.last_done_ms.store(ms, Ordering::Relaxed);
+        self.stamp_done();
     }
 
-    /// A request was answered. The time is read from the coarse clock (a tick or so late at
-    /// worst), which costs a memory read instead of a clock-source read per request: the idle
-    /// deadline it starts is a minute long.
+    /// A request was answered.
     pub(crate) fn request_finished(&self) {
-        let ms = coarse_now_ms().saturating_sub(self.epoch_coarse_ms);
-        self.last_done_ms.store(ms, Ordering::Relaxed);
+        self.stamp_done();
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.reader.wake();
         }
+    }
+
+    /// Notes when the last request finished. The time is read from the coarse clock (a tick or
+    /// so late at worst), which costs a memory read instead of a clock-source read per request:
+    /// the idle deadline it starts is a minute long.
+    fn stamp_done(&self) {
+        let ms = coarse_now_ms().saturating_sub(self.epoch_coarse_ms);
+        self.last_done_ms.store(ms, Ordering::Relaxed);
     }
 
     fn last_done(&self) -> Instant {
