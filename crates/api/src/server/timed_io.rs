@@ -7,8 +7,8 @@
 //! connection for 65 s per request, 10 s cuts idle keep-alive connections after 10 s. This
 //! wrapper tells the two phases apart: bytes that arrive while no request is in flight start
 //! the header phase; the service marks when a request has been dispatched and answered.
-//! For HTTP/2 (recognised by its connection preface) only the idle rule applies: control
-//! frames such as PING arrive between requests and are not request headers.
+//! For HTTP/2 only the idle rule applies: control frames such as PING arrive between requests
+//! and are not request headers.
 
 use futures::task::AtomicWaker;
 use sentinel_cache::coarse_now_ms;
@@ -93,8 +93,6 @@ impl Drop for InFlight {
     }
 }
 
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
-
 /// An IO stream with the deadlines described in the module docs.
 pub(crate) struct TimedIo<T> {
     inner: T,
@@ -112,7 +110,6 @@ pub(crate) struct TimedIo<T> {
     /// waker stays the same, the armed timer will wake it and need not be polled again
     /// (callgrind, W0: ~100 instructions per request).
     sleep_waker: Option<Waker>,
-    first_read: bool,
     h2: bool,
 }
 
@@ -122,21 +119,24 @@ impl<T> TimedIo<T> {
         activity: Arc<ConnActivity>,
         idle: Duration,
         header: Duration,
+        h2: bool,
+        opened: Instant,
     ) -> Self {
-        let now = Instant::now();
+        let now = opened;
         Self {
             inner,
-            // Until the first request, the client has `header` to send one.
-            sleep: Box::pin(tokio::time::sleep_until(now + header)),
+            // Until the first request, the client has `header` to send one (HTTP/2: `idle`).
+            sleep: Box::pin(tokio::time::sleep_until(
+                now + if h2 { idle } else { header },
+            )),
             activity,
             idle,
             header,
-            head_started: Some(now),
+            head_started: (!h2).then_some(now),
             head_pending: false,
             seen_started: 0,
             sleep_waker: None,
-            first_read: true,
-            h2: false,
+            h2,
         }
     }
 
@@ -170,13 +170,6 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
             Poll::Ready(Ok(())) => {
                 let got = &buf.filled()[before..];
                 if !got.is_empty() {
-                    if this.first_read {
-                        this.first_read = false;
-                        this.h2 = got.starts_with(H2_PREFACE);
-                        if this.h2 {
-                            this.head_started = None;
-                        }
-                    }
                     this.note_dispatched();
                     if !this.h2
                         && this.head_started.is_none()

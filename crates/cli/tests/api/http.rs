@@ -291,6 +291,16 @@ async fn slow_clients_cannot_hold_connections() {
             read_until_closed(&mut loris, Duration::from_secs(15)).is_some(),
             "slow client was not cut off"
         );
+        // A client that connects and sends nothing, or only the start of the HTTP/2 preface
+        // (which leaves the protocol undecided), is cut off by the same deadline.
+        for opening in [&b""[..], b"PR"] {
+            let mut silent = TcpStream::connect(addr).unwrap();
+            silent.write_all(opening).unwrap();
+            assert!(
+                read_until_closed(&mut silent, Duration::from_secs(15)).is_some(),
+                "a client that sent {opening:?} was not cut off"
+            );
+        }
 
         // A keep-alive connection may idle longer than the header deadline between requests…
         let mut ka = TcpStream::connect(addr).unwrap();
