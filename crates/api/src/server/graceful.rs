@@ -134,6 +134,43 @@ impl<C: Graceful> Future for Watched<C> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// Work that serves no request yet, such as waiting for a connection's first bytes:
+    /// watched by the signal, it is abandoned at shutdown (and yields `None`).
+    pub(crate) struct UntilShutdown<F> {
+        #[pin]
+        fut: F,
+        stopped: bool,
+    }
+}
+
+impl<F> UntilShutdown<F> {
+    pub(crate) fn new(fut: F) -> Self {
+        Self {
+            fut,
+            stopped: false,
+        }
+    }
+}
+
+impl<F: Future> Future for UntilShutdown<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if *this.stopped {
+            return Poll::Ready(None);
+        }
+        this.fut.poll(cx).map(Some)
+    }
+}
+
+impl<F: Future> Graceful for UntilShutdown<F> {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        *self.project().stopped = true;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +230,25 @@ mod tests {
             .await
             .expect("conn");
         assert!(shut.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn work_until_shutdown_is_abandoned_when_the_signal_fires() {
+        let signal = ShutdownSignal::new();
+        let waiting = tokio::spawn(signal.watch(UntilShutdown::new(std::future::pending::<()>())));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        signal.fire();
+        let out = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken by the signal")
+            .expect("task");
+        assert_eq!(out, None);
+        // Work that finishes first gives its output.
+        let done = ShutdownSignal::new()
+            .watch(UntilShutdown::new(async { 7 }))
+            .await;
+        assert_eq!(done, Some(7));
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ mod timed_io;
 use crate::front::{Answer, App};
 use axum::response::Response;
 use futures::future::Either;
-use graceful::ShutdownSignal;
+use graceful::{ShutdownSignal, UntilShutdown};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -223,11 +223,12 @@ struct Connection {
 impl Connection {
     /// Plain TCP: HTTP/1.1, or HTTP/2 when the client opens with the HTTP/2 preface.
     async fn serve_plain(self, stream: TcpStream) -> Result<(), ConnError> {
-        let h2 = match tokio::time::timeout(self.config.header_timeout, speaks_h2(&stream)).await {
-            Ok(Ok(Some(h2))) => h2,
-            // Closed before sending a request.
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Err(e)) => return Err(e.into()),
+        let sniffing = self.signal.watch(UntilShutdown::new(speaks_h2(&stream)));
+        let h2 = match tokio::time::timeout(self.config.header_timeout, sniffing).await {
+            Ok(Some(Ok(Some(h2)))) => h2,
+            // Closed before sending a request, or still silent at shutdown.
+            Ok(Some(Ok(None)) | None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(e.into()),
             Err(_) => return Err(ConnError::Silent),
         };
         self.serve(stream, h2).await

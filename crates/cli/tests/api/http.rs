@@ -375,6 +375,12 @@ async fn sigterm_finishes_requests_in_flight_and_closes_idle_connections() {
         assert!(ka.read(&mut buf).unwrap() > 0);
         read_until_closed(&mut ka, Duration::from_secs(10)).map(|_| Instant::now())
     });
+    // A connection that has sent nothing yet is closed at shutdown too (not at its header
+    // deadline, 10 s away).
+    let silent = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        read_until_closed(&mut s, Duration::from_secs(15)).map(|_| Instant::now())
+    });
     let in_flight = std::thread::spawn(move || {
         let body = r#"{"name":"Shop","baseUrl":"https://shop.example.test/"}"#;
         let (first, rest) = body.split_at(10);
@@ -400,6 +406,10 @@ async fn sigterm_finishes_requests_in_flight_and_closes_idle_connections() {
         .join()
         .unwrap()
         .expect("the idle connection was closed");
+    let silent_closed = silent
+        .join()
+        .unwrap()
+        .expect("the silent connection was closed");
     // Answered, not cut off: the server waited for it.
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     assert_eq!(code, Some(0), "exit status after SIGTERM");
@@ -409,5 +419,10 @@ async fn sigterm_finishes_requests_in_flight_and_closes_idle_connections() {
         idle_closed < rest_sent,
         "the idle connection stayed open {:?} past the signal's in-flight wait",
         idle_closed - rest_sent
+    );
+    assert!(
+        silent_closed < rest_sent,
+        "the silent connection stayed open {:?} past the signal's in-flight wait",
+        silent_closed - rest_sent
     );
 }
