@@ -72,7 +72,9 @@ pub(crate) fn head_with_stamp_slots(content_type: HeaderValue) -> HeaderMap {
 /// In place costs a walk over the few headers with a byte comparison of names; an insert
 /// hashes the name byte by byte (FNV) and probes the map. Under callgrind
 /// (`bench/api/instructions.sh`, `GET /health/live`) the liveness answer's three inserts
-/// (its content type and these two) were ~570 instructions of 9,600 per request.
+/// (its content type and these two, the first allocating the map) were ~860 instructions of
+/// 9,630 per request; with its head cloned from a template and stamped in place the request
+/// took 9,478.
 fn stamp(h: &mut HeaderMap, id: HeaderValue, time: HeaderValue) {
     let (mut id, mut time) = (Some(id), Some(time));
     for (name, value) in h.iter_mut() {

@@ -122,17 +122,16 @@ impl<T> TimedIo<T> {
         h2: bool,
         opened: Instant,
     ) -> Self {
-        let now = opened;
         Self {
             inner,
             // Until the first request, the client has `header` to send one (HTTP/2: `idle`).
             sleep: Box::pin(tokio::time::sleep_until(
-                now + if h2 { idle } else { header },
+                opened + if h2 { idle } else { header },
             )),
             activity,
             idle,
             header,
-            head_started: (!h2).then_some(now),
+            head_started: (!h2).then_some(opened),
             head_pending: false,
             seen_started: 0,
             sleep_waker: None,
