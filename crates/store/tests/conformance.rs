@@ -1020,6 +1020,35 @@ async fn postgres_listener_reconnects() {
     }
 }
 
+/// Pooled connections the server cut off while they sat idle (a restarted server, an idle
+/// timeout on the way) are tested and replaced at the next acquire, so no caller sees them
+/// fail: connections idle for a second or longer are pinged first (`PING_AFTER_IDLE`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_idle_connections_cut_off_by_the_server_are_replaced() {
+    let fx = Fixture::postgres().await;
+    let store = fx.store.as_ref();
+    let (_, site_id) = owned_site(store).await;
+    let url = fx.pg_url().unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'qa-sentinel'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        !killed.is_empty() && killed.iter().all(|k| *k),
+        "{killed:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..20 {
+        store.get_site(site_id).await.unwrap().unwrap();
+    }
+}
+
 /// An unreachable server is `Unavailable` (503 at the API), not a generic error.
 #[tokio::test]
 async fn postgres_unreachable_is_unavailable() {
