@@ -1,8 +1,8 @@
 //! The SQLite backend: the zero-setup default, one database file under the data directory.
 //!
 //! SQLite allows one writer at a time. Instead of letting connections race for the write lock
-//! (the classic "database is locked"), every write goes through a pool of exactly one
-//! connection and starts with `BEGIN IMMEDIATE`: callers queue in the pool, in order, and the
+//! (the classic "database is locked"), every write goes through one connection behind a
+//! mutex and starts with `BEGIN IMMEDIATE`: callers queue at the mutex, in order, and the
 //! write lock is taken at `BEGIN`, where SQLite's busy handler applies. (A `DEFERRED`
 //! transaction that reads first and then writes must upgrade its lock, and SQLite fails such
 //! an upgrade at once with `SQLITE_BUSY` instead of waiting, because waiting could deadlock.)
@@ -19,7 +19,7 @@
 //! took to write and sync its pages (W2's p99 went from 17 to 27 ms when the threshold was
 //! raised to make checkpoints rarer). The writer keeps a high threshold as a backstop.
 
-use crate::pool::Waiters;
+use crate::pool::{Waiters, ping_if_idle};
 use crate::rows::{
     BaselineRow, FindingRow, LeaseRow, PrincipalRow, ScanRow, SiteRow, UserRow, baseline_columns,
     convert, finding_columns, millis, principal_of, scan_columns,
@@ -39,13 +39,15 @@ use serde_json::Value;
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, Transaction};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{Mutex, MutexGuard, broadcast};
 use uuid::Uuid;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -80,12 +82,59 @@ impl Default for SqliteOptions {
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    writer: SqlitePool,
+    writer: Writer,
     reader: SqlitePool,
     waiters: Waiters,
     max: u32,
     events: broadcast::Sender<StoreEvent>,
     _checkpointer: Checkpointer,
+}
+
+/// The one write connection (see the module docs), behind a mutex rather than in a pool of
+/// one. A pool tests every connection handed back to it with a ping (sqlx's guard against a
+/// connection left mid-statement by a cancelled caller): a hand-off to SQLite's worker
+/// thread and back after every write transaction, and there is nothing to replace it with —
+/// a connection to a local file does not go stale. Here a cancelled transaction is rolled
+/// back by sqlx's `Transaction` (its drop queues the `ROLLBACK` ahead of any later command),
+/// and the one multi-statement transaction, [`NEW_SCANS`], marks the connection in doubt
+/// until it knows the transaction is closed.
+#[derive(Debug)]
+struct Writer {
+    conn: Mutex<WriteConn>,
+    acquire_timeout: Duration,
+}
+
+/// The write connection and whether a transaction may have been left open on it.
+#[derive(Debug)]
+struct WriteConn {
+    conn: SqliteConnection,
+    /// Set while [`NEW_SCANS`] runs: when it fails, or its caller is cancelled, midway, its
+    /// transaction may still be open, and it is rolled back before the connection's next use.
+    in_doubt: bool,
+}
+
+impl WriteConn {
+    /// Rolls back whatever a failed or abandoned [`NEW_SCANS`] left open.
+    async fn settle(&mut self) {
+        if self.in_doubt {
+            // "no transaction is active" when it failed at its BEGIN: nothing to undo then.
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            self.in_doubt = false;
+        }
+    }
+}
+
+impl Deref for WriteConn {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
 }
 
 /// How often the checkpointer looks at the log.
@@ -142,33 +191,28 @@ impl SqliteStore {
             // on disk that was a temp file written page by page under every batch of new
             // scans (12 % of the writer's time in W2). In memory it is a few copied pages.
             .pragma("temp_store", "MEMORY");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(options.acquire_timeout)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(
-                base.clone()
-                    .create_if_missing(true)
-                    // WAL is a property of the file: setting it once, on the writer, is
-                    // enough, and the readers then never take a lock that blocks it.
-                    .journal_mode(SqliteJournalMode::Wal)
-                    // A backstop only: the checkpointer task below keeps the log short.
-                    .pragma("wal_autocheckpoint", "20000")
-                    // 1 MB instead of SQLite's 2 MB: new scans append to the tables and to
-                    // most indexes (time-ordered ids), so the writer's working set is the
-                    // right edge of each B-tree plus what the site index needs; a miss is a
-                    // read from the OS page cache. Heaptrack put the writer's cache at 1.6 MB
-                    // of the SQLite server's peak heap after W2.
-                    .pragma("cache_size", "-1024")
-                    .optimize_on_close(true, None),
-            )
+        let writer = base
+            .clone()
+            .create_if_missing(true)
+            // WAL is a property of the file: setting it once, on the writer, is
+            // enough, and the readers then never take a lock that blocks it.
+            .journal_mode(SqliteJournalMode::Wal)
+            // A backstop only: the checkpointer task below keeps the log short.
+            .pragma("wal_autocheckpoint", "20000")
+            // 1 MB instead of SQLite's 2 MB: new scans append to the tables and to
+            // most indexes (time-ordered ids), so the writer's working set is the
+            // right edge of each B-tree plus what the site index needs; a miss is a
+            // read from the OS page cache. Heaptrack put the writer's cache at 1.6 MB
+            // of the SQLite server's peak heap after W2.
+            .pragma("cache_size", "-1024")
+            .connect()
             .await
             .map_err(db)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
+            .before_acquire(ping_if_idle::<Sqlite>)
             // `query_only` makes an accidental write on a read connection an error instead of
             // a second writer competing for the lock.
             .connect_with(
@@ -185,7 +229,13 @@ impl SqliteStore {
         let (events, _) = broadcast::channel(1024);
         Ok(Self {
             path,
-            writer,
+            writer: Writer {
+                conn: Mutex::new(WriteConn {
+                    conn: writer,
+                    in_doubt: false,
+                }),
+                acquire_timeout: options.acquire_timeout,
+            },
             reader,
             _checkpointer: checkpointer,
             waiters: Waiters::default(),
@@ -204,8 +254,20 @@ impl SqliteStore {
         self.waiters.acquire(&self.reader).await.map_err(db)
     }
 
-    async fn write(&self) -> Result<PoolConnection<Sqlite>> {
-        self.waiters.acquire(&self.writer).await.map_err(db)
+    /// The write connection, once every earlier writer is done with it.
+    async fn write(&self) -> Result<MutexGuard<'_, WriteConn>> {
+        let mut conn = self
+            .waiters
+            .wait(tokio::time::timeout(
+                self.writer.acquire_timeout,
+                self.writer.conn.lock(),
+            ))
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable("timed out waiting for the database writer".into())
+            })?;
+        conn.settle().await;
+        Ok(conn)
     }
 
     fn publish(&self, event: StoreEvent) {
@@ -215,7 +277,7 @@ impl SqliteStore {
 }
 
 /// Starts a write transaction that holds the write lock from its first statement.
-async fn begin(conn: &mut PoolConnection<Sqlite>) -> Result<Transaction<'_, Sqlite>> {
+async fn begin(conn: &mut SqliteConnection) -> Result<Transaction<'_, Sqlite>> {
     conn.begin_with("BEGIN IMMEDIATE").await.map_err(db)
 }
 
@@ -240,15 +302,20 @@ fn scan_rows_json(scans: &[NewScan]) -> Result<String> {
         .map_err(|e| StoreError::Database(format!("encoding new scans: {e}")))
 }
 
-const INSERT_SCANS_JSON: &str = "\
+/// A batch of new scans and their jobs as one command to the connection's worker thread:
+/// the transaction, both `INSERT`s and the commit. sqlx runs each statement of a
+/// multi-statement query in turn; the parameters are numbered, so both `INSERT`s read the
+/// same rows (`?1`). Separate `begin`/`execute`/`commit` calls cost a hand-off to the worker
+/// thread and back each, four per batch.
+const NEW_SCANS: &str = "\
+BEGIN IMMEDIATE;
 INSERT INTO scans (id, site_id, url, check_type, options, status, created_at, created_by)
 SELECT unhex(value ->> 0), unhex(value ->> 1), value ->> 2, value ->> 3, value ->> 4, 'queued',
        value ->> 5, unhex(value ->> 6)
-FROM json_each(?1)";
-
-const INSERT_JOBS_JSON: &str = "\
+FROM jsonb_each(?1);
 INSERT INTO jobs (scan_id, check_type, state, max_attempts, run_at)
-SELECT unhex(value ->> 0), value ->> 3, 'queued', ?2, ?3 FROM json_each(?1)";
+SELECT unhex(value ->> 0), value ->> 3, 'queued', ?2, ?3 FROM jsonb_each(?1);
+COMMIT";
 
 fn page_limit(limit: u32) -> u32 {
     limit.clamp(1, MAX_LIMIT)
@@ -266,8 +333,9 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
+        let mut conn = self.write().await?;
         MIGRATOR
-            .run(&self.writer)
+            .run_direct(None, &mut **conn, false)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))
     }
@@ -282,9 +350,10 @@ impl Store for SqliteStore {
     }
 
     fn pool_stats(&self) -> PoolStats {
-        let idle = self.writer.num_idle() + self.reader.num_idle();
+        let writer_idle = usize::from(self.writer.conn.try_lock().is_ok());
+        let idle = writer_idle + self.reader.num_idle();
         PoolStats {
-            size: self.writer.size() + self.reader.size(),
+            size: 1 + self.reader.size(),
             idle: u32::try_from(idle).unwrap_or(u32::MAX),
             waiting: self.waiters.get(),
             max: self.max,
@@ -470,12 +539,14 @@ impl Store for SqliteStore {
 
     // ---- scans, findings, queue -----------------------------------------------------------
 
-    /// All scans and their job rows in one `BEGIN IMMEDIATE` transaction: two statements
-    /// and one fsync of the WAL whatever the batch size. After `Ok` every scan is durable
-    /// (`synchronous=FULL`).
+    /// All scans and their job rows in one `BEGIN IMMEDIATE` transaction ([`NEW_SCANS`]):
+    /// one command to the writer's thread and one fsync of the WAL whatever the batch size.
+    /// After `Ok` every scan is durable (`synchronous=FULL`).
     ///
     /// The rows travel as one JSON array bound to a single parameter and are spread by
-    /// `json_each`: one statement text for every batch size, prepared once. Multi-row
+    /// `jsonb_each`: one statement text for every batch size, prepared once. (`jsonb_each`
+    /// rather than `json_each`: it hands each row to `->>` as JSONB, so a row is not parsed
+    /// from text again for every column it gives.) Multi-row
     /// `VALUES` lists had a text per batch length (up to 128 shapes of the two statements),
     /// which churned the connection's 100-entry statement cache, re-preparing statements
     /// and holding megabytes of them.
@@ -487,21 +558,21 @@ impl Store for SqliteStore {
         let now = now_millis();
         let rows = scan_rows_json(scans)?;
         let mut conn = self.write().await?;
-        let mut tx = begin(&mut conn).await?;
-        sqlx::query(INSERT_SCANS_JSON)
-            .bind(&rows)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)
-            .map_err(missing("site or user"))?;
-        sqlx::query(INSERT_JOBS_JSON)
+        // Until the command has answered, its transaction may be open (see `WriteConn`).
+        conn.in_doubt = true;
+        let done = sqlx::query(NEW_SCANS)
             .bind(&rows)
             .bind(i64::from(max_attempts))
             .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+            .execute(&mut **conn)
+            .await;
+        if let Err(e) = done {
+            // The command stopped at the failing statement, after its BEGIN if that passed.
+            conn.settle().await;
+            return Err(db(e)).map_err(missing("site or user"));
+        }
+        conn.in_doubt = false;
+        drop(conn);
         self.publish(StoreEvent::JobsAvailable);
         Ok(())
     }
@@ -1084,7 +1155,7 @@ mod tests {
         store.migrate().await.unwrap();
         let mut w = store.write().await.unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *w)
+            .fetch_one(&mut **w)
             .await
             .unwrap();
         assert_eq!(mode, "wal");
@@ -1125,7 +1196,7 @@ mod tests {
         {
             let mut w = store.write().await.unwrap();
             sqlx::query("CREATE TABLE filler (b BLOB)")
-                .execute(&mut *w)
+                .execute(&mut **w)
                 .await
                 .unwrap();
             // About 250 pages of log: a hundredth of the writer's threshold.
@@ -1133,7 +1204,7 @@ mod tests {
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
                  INSERT INTO filler SELECT randomblob(1000) FROM n",
             )
-            .execute(&mut *w)
+            .execute(&mut **w)
             .await
             .unwrap();
         }
@@ -1232,6 +1303,44 @@ mod tests {
                 "{sql}: {plan:?}"
             );
         }
+    }
+
+    /// A batch of new scans abandoned midway (its caller cancelled while the worker ran it)
+    /// can leave its transaction open on the write connection; the next writer rolls it back
+    /// first instead of failing at its own `BEGIN`, and nothing of the batch stays.
+    #[tokio::test]
+    async fn a_transaction_left_in_doubt_is_rolled_back_before_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db"), &SqliteOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        {
+            let mut w = store.write().await.unwrap();
+            // What an interrupted `NEW_SCANS` leaves: BEGIN and a write ran, COMMIT did not.
+            sqlx::query(
+                "BEGIN IMMEDIATE; \
+                 INSERT INTO users (id, name, role, created_at) VALUES (x'01', 'x', 'member', 0)",
+            )
+            .execute(&mut **w)
+            .await
+            .unwrap();
+            w.in_doubt = true;
+        }
+        let user = NewUser {
+            id: UserId::new(),
+            name: "after".into(),
+            role: sentinel_core::Role::Member,
+            key_hash: ApiKeyHash([7; 32]),
+            created_at: now_millis(),
+        };
+        store.create_user(&user).await.unwrap();
+        let mut r = store.read().await.unwrap();
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM users")
+            .fetch_all(&mut *r)
+            .await
+            .unwrap();
+        assert_eq!(names, ["after"]);
     }
 
     #[tokio::test]

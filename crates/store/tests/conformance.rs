@@ -334,6 +334,10 @@ async fn create_scans_is_atomic(fx: &Fixture) {
     assert!(matches!(res, Err(StoreError::NotFound(_))), "{res:?}");
     assert_eq!(store.get_scan(good.id).await.unwrap(), None);
     assert_eq!(depth(store).await, QueueDepth::default());
+    // The failed batch left nothing open behind it: the next one commits.
+    store.create_scans(from_ref(&good), 3).await.unwrap();
+    assert!(store.get_scan(good.id).await.unwrap().is_some());
+    assert_eq!(depth(store).await.queued, 1);
 }
 
 async fn lease_takes_only_due_jobs_of_the_given_types(fx: &Fixture) {
