@@ -1141,6 +1141,16 @@ fn to_u64(n: usize) -> u64 {
 mod tests {
     use super::*;
 
+    /// A migrated store in a fresh directory (kept alive by the returned guard).
+    async fn migrated() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db"), &SqliteOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        (dir, store)
+    }
+
     /// The value of a numeric pragma on `conn` (`query`: `PRAGMA name`).
     async fn pragma(conn: &mut sqlx::SqliteConnection, query: &'static str) -> i64 {
         sqlx::query_scalar(query).fetch_one(conn).await.unwrap()
@@ -1148,11 +1158,7 @@ mod tests {
 
     #[tokio::test]
     async fn pragmas_are_applied_to_both_pools() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("t.db"), &SqliteOptions::default())
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = migrated().await;
         let mut w = store.write().await.unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&mut **w)
@@ -1224,11 +1230,7 @@ mod tests {
 
     #[tokio::test]
     async fn lease_query_uses_the_partial_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("t.db"), &SqliteOptions::default())
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = migrated().await;
         let mut r = store.read().await.unwrap();
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
             "EXPLAIN QUERY PLAN SELECT scan_id FROM jobs WHERE state = 'queued' \
@@ -1252,11 +1254,7 @@ mod tests {
     /// client pages.
     #[tokio::test]
     async fn listings_walk_their_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("t.db"), &SqliteOptions::default())
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = migrated().await;
         let mut r = store.read().await.unwrap();
         for (sql, index) in [
             (
@@ -1310,11 +1308,7 @@ mod tests {
     /// first instead of failing at its own `BEGIN`, and nothing of the batch stays.
     #[tokio::test]
     async fn a_transaction_left_in_doubt_is_rolled_back_before_the_next_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("t.db"), &SqliteOptions::default())
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = migrated().await;
         {
             let mut w = store.write().await.unwrap();
             // What an interrupted `NEW_SCANS` leaves: BEGIN and a write ran, COMMIT did not.

@@ -982,17 +982,7 @@ async fn postgres_listener_reconnects() {
     let mut events = peer.subscribe();
     let (_, site_id) = owned_site(store).await;
 
-    let url = fx.pg_url().unwrap();
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-        .await
-        .unwrap();
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = 'qa-sentinel-listener'",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
+    let killed = terminate_backends(&fx, "qa-sentinel-listener").await;
     assert_eq!(killed, [true, true], "both instances' listeners were found");
 
     // The notification of a scan finished before the peer has reconnected is lost (hence
@@ -1032,17 +1022,7 @@ async fn postgres_idle_connections_cut_off_by_the_server_are_replaced() {
     let fx = Fixture::postgres().await;
     let store = fx.store.as_ref();
     let (_, site_id) = owned_site(store).await;
-    let url = fx.pg_url().unwrap();
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-        .await
-        .unwrap();
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = 'qa-sentinel'",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
+    let killed = terminate_backends(&fx, "qa-sentinel").await;
     assert!(
         !killed.is_empty() && killed.iter().all(|k| *k),
         "{killed:?}"
@@ -1066,6 +1046,23 @@ async fn postgres_unreachable_is_unavailable() {
 }
 
 // ---- helpers --------------------------------------------------------------------------------
+
+/// Has the server end the fixture database's connections named `application_name`, as a
+/// restart or an idle timeout on the way would; one `true` per connection it ended.
+async fn terminate_backends(fx: &Fixture, application_name: &str) -> Vec<bool> {
+    let url = fx.pg_url().unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(application_name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap()
+}
 
 /// Waits (bounded, so a lost event fails the test instead of hanging it) for an event.
 async fn wait_for(
