@@ -2,7 +2,7 @@
 //! pooled connection is worth testing before use.
 
 use futures::future::BoxFuture;
-use sqlx::pool::{PoolConnection, PoolConnectionMetadata};
+use sqlx::pool::{PoolConnection, PoolConnectionMetadata, PoolOptions};
 use sqlx::{Connection, Database, Pool};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -10,13 +10,20 @@ use std::time::Duration;
 /// A connection idle for longer than this is pinged before it is handed out.
 pub(crate) const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
-/// The pools' `before_acquire` test, in place of sqlx's default `test_before_acquire`, which
-/// pings every connection at every acquire: a round trip to PostgreSQL (or a hand-off to
-/// SQLite's worker thread) in front of every query. A connection that was in use less than
-/// [`PING_AFTER_IDLE`] ago answered then; one idle for longer may have been cut off (a
-/// restarted server, a firewall's idle timeout) and is tested as before, so a dead one is
-/// replaced instead of failing the caller's query.
-pub(crate) fn ping_if_idle<DB: Database>(
+/// Options every pool of the store starts from: [`ping_if_idle`] as the test before a
+/// connection is handed out, in place of sqlx's default `test_before_acquire`, which pings
+/// every connection at every acquire: a round trip to PostgreSQL (or a hand-off to SQLite's
+/// worker thread) in front of every query.
+pub(crate) fn pool_options<DB: Database>() -> PoolOptions<DB> {
+    PoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(ping_if_idle::<DB>)
+}
+
+/// A connection that was in use less than [`PING_AFTER_IDLE`] ago answered then; one idle for
+/// longer may have been cut off (a restarted server, a firewall's idle timeout) and is tested
+/// as before, so a dead one is replaced instead of failing the caller's query.
+fn ping_if_idle<DB: Database>(
     conn: &mut DB::Connection,
     meta: PoolConnectionMetadata,
 ) -> BoxFuture<'_, Result<bool, sqlx::Error>> {

@@ -13,7 +13,7 @@
 //! `JobsAvailable`, since anything sent meanwhile was lost. Notifications stay hints:
 //! consumers poll as well. Requires PostgreSQL 13 or later (`gen_random_uuid()`).
 
-use crate::pool::{Waiters, ping_if_idle};
+use crate::pool::{Waiters, pool_options};
 use crate::rows::{
     BaselineRow, FindingRow, LeaseRow, PrincipalRow, ScanRow, SiteRow, UserRow, baseline_columns,
     convert, finding_columns, millis, principal_of, scan_columns,
@@ -143,12 +143,10 @@ impl PgStore {
                 "statement_timeout",
                 format!("{}ms", options.statement_timeout.as_millis()),
             )]);
-        let pool = PgPoolOptions::new()
+        let pool = pool_options::<Postgres>()
             .max_connections(options.max_connections)
             .min_connections(options.min_connections.min(options.max_connections))
             .acquire_timeout(options.connect_timeout)
-            .test_before_acquire(false)
-            .before_acquire(ping_if_idle::<Postgres>)
             .connect_with(connect.clone())
             .await
             .map_err(db)?;

@@ -19,7 +19,7 @@
 //! took to write and sync its pages (W2's p99 went from 17 to 27 ms when the threshold was
 //! raised to make checkpoints rarer). The writer keeps a high threshold as a backstop.
 
-use crate::pool::{Waiters, ping_if_idle};
+use crate::pool::{Waiters, pool_options};
 use crate::rows::{
     BaselineRow, FindingRow, LeaseRow, PrincipalRow, ScanRow, SiteRow, UserRow, baseline_columns,
     convert, finding_columns, millis, principal_of, scan_columns,
@@ -39,8 +39,7 @@ use serde_json::Value;
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqliteSynchronous,
 };
 use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, Transaction};
@@ -208,11 +207,9 @@ impl SqliteStore {
             .connect()
             .await
             .map_err(db)?;
-        let reader = SqlitePoolOptions::new()
+        let reader = pool_options::<Sqlite>()
             .max_connections(options.read_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(false)
-            .before_acquire(ping_if_idle::<Sqlite>)
             // `query_only` makes an accidental write on a read connection an error instead of
             // a second writer competing for the lock.
             .connect_with(
