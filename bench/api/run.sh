@@ -37,7 +37,8 @@ if [ -s "$ORDER" ] && command -v nm >/dev/null; then
   echo "link order: $found of $(sort -u "$ORDER" | wc -l) listed functions are in the binary (bench/layout/refresh.sh renews the list)" >&2
 fi
 
-port_of() { case $1 in hyper) echo 3001;; fastify1) echo 3000;; *) echo 8090;; esac; }
+port_of() { case $1 in hyper) echo 3001;; fastify1) echo 3000;; qa-pg) echo 8090;; *) echo 8091;; esac; }
+w0_of() { case $1 in qa-*) echo /health/live;; *) echo /hello;; esac; }
 wait_http() { for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 descendants() { local p=$1; echo "$p"; for c in $(cat /proc/$p/task/*/children 2>/dev/null); do descendants "$c"; done; }
 stop() { local pids; pids=$(descendants "$1" | tac); kill $pids 2>/dev/null || true; for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done; kill -9 $pids 2>/dev/null || true; }
@@ -63,24 +64,43 @@ start_server() {   # $1 config, $2 pin → echoes pid
   echo $!
 }
 
+# Order: every server of a pinning is started (each on its own port, idle until its turn), then
+# each workload runs against every server back to back, so that the rows compared with each
+# other (a server and the Fastify reference, W0 and hyper) are measured within a minute of each
+# other. This machine's speed drifts by more than the margins measured here over the quarter of
+# an hour a run takes (hyper's W0 ranged 71k–234k req/s between runs, and within one run the
+# load generator's own CPU per request differed by 25 % between rows taken 15 minutes apart);
+# running the servers one after another compared rows from different machine states.
+# Peak RSS stays per workload: bench.sh resets VmHWM before each one. Idle servers cost nothing
+# measurable (bench.sh records other processes' CPU in other_procs_busy_pct).
 [ -s "$H/seed/permitted.tsv" ] || (cd "$H/fastify" && node seed.js --files-only >/dev/null)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do stop "$p"; done' EXIT
 for rep in $(seq "$REPS"); do
-  for cfg in $CONFIGS; do
-    for pin in $PINS; do
-      wl=${WORKLOADS:-"W0 W1 W2 W3 W4 W5"}; [ "$cfg" = hyper ] && wl=W0
-      w0=/hello; case $cfg in qa-*) w0=/health/live;; esac
-      pid=$(start_server "$cfg" "$pin")
-      port=$(port_of "$cfg")
-      wait_http "http://127.0.0.1:$port$w0"; sleep 1
-      echo "== rep $rep $cfg $pin (pid $pid) $(date +%T)" >&2
-      LG=""; [ "$pin" = pinned ] && LG=1
-      SERVER_PID=$pid LOADGEN_CPUS=$LG PIN=$pin REP=$rep WORKLOADS="$wl" W0_PATH=$w0 SEED_DIR="$H/seed" \
-        OUT="$WORK/results/raw.tsv" "$H/bench.sh" "http://127.0.0.1:$port" "$cfg" || echo "bench failed: $cfg $pin" >&2
-      if [ "${OVERLOAD:-0}" = 1 ] && [ "$cfg" != hyper ]; then
-        "$REPO/bench/api/overload.sh" "http://127.0.0.1:$port" "$cfg" "$pin" "$H/seed" "$WORK/results/overload.tsv" || true
-      fi
-      stop "$pid"
+  for pin in $PINS; do
+    declare -A pid_of=()
+    for cfg in $CONFIGS; do
+      pid_of[$cfg]=$(start_server "$cfg" "$pin"); PIDS+=("${pid_of[$cfg]}")
+      wait_http "http://127.0.0.1:$(port_of "$cfg")$(w0_of "$cfg")"
     done
+    sleep 1
+    echo "== rep $rep $pin: $(for c in $CONFIGS; do printf '%s=%s ' "$c" "${pid_of[$c]}"; done)$(date +%T)" >&2
+    LG=""; [ "$pin" = pinned ] && LG=1
+    for wl in ${WORKLOADS:-W0 W1 W2 W3 W4 W5}; do
+      for cfg in $CONFIGS; do
+        [ "$cfg" = hyper ] && [ "$wl" != W0 ] && continue
+        SERVER_PID=${pid_of[$cfg]} LOADGEN_CPUS=$LG PIN=$pin REP=$rep WORKLOADS=$wl W0_PATH=$(w0_of "$cfg") SEED_DIR="$H/seed" \
+          OUT="$WORK/results/raw.tsv" "$H/bench.sh" "http://127.0.0.1:$(port_of "$cfg")" "$cfg" || echo "bench failed: $cfg $pin $wl" >&2
+      done
+    done
+    if [ "${OVERLOAD:-0}" = 1 ]; then
+      for cfg in $CONFIGS; do
+        [ "$cfg" = hyper ] && continue
+        "$REPO/bench/api/overload.sh" "http://127.0.0.1:$(port_of "$cfg")" "$cfg" "$pin" "$H/seed" "$WORK/results/overload.tsv" || true
+      done
+    fi
+    for cfg in $CONFIGS; do stop "${pid_of[$cfg]}"; done
+    PIDS=()
   done
 done
 python3 "$REPO/bench/api/table.py" "$WORK/results/raw.tsv"

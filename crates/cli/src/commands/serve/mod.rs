@@ -3,6 +3,7 @@
 //! SIGTERM/SIGINT, then shuts down gracefully: the API stops accepting and finishes its
 //! requests, workers stop leasing and finish or return their scans.
 
+mod allocator;
 mod backends;
 mod executors;
 mod text;
@@ -39,6 +40,7 @@ pub(crate) struct ServeArgs {
 
 pub(crate) fn run(args: ServeArgs) -> ExitCode {
     no_transparent_huge_pages();
+    allocator::purge_promptly();
     let overrides = Overrides {
         bind: args.bind,
         role: args.role.map(Into::into),
