@@ -69,18 +69,17 @@ start_server() {   # $1 config, $2 pin → echoes pid
 # other (a server and the Fastify reference, W0 and hyper) are measured within a minute of each
 # other. This machine's speed drifts by more than the margins measured here over the quarter of
 # an hour a run takes (hyper's W0 ranged 71k–234k req/s between runs, and within one run the
-# load generator's own CPU per request differed by 25 % between rows taken 15 minutes apart);
+# load generator's own CPU per request differed by 30 % between rows taken 15 minutes apart);
 # running the servers one after another compared rows from different machine states.
-# Peak RSS stays per workload: bench.sh resets VmHWM before each one. Idle servers cost nothing
-# measurable (bench.sh records other processes' CPU in other_procs_busy_pct).
+# Peak RSS stays per workload: bench.sh resets VmHWM before each one. Idle servers cost little
+# (bench.sh records other processes' CPU in other_procs_busy_pct: at most 4 % in runs L–N).
 [ -s "$H/seed/permitted.tsv" ] || (cd "$H/fastify" && node seed.js --files-only >/dev/null)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do stop "$p"; done' EXIT
+declare -A pid_of=()
+trap 'for p in "${pid_of[@]}"; do stop "$p"; done' EXIT
 for rep in $(seq "$REPS"); do
   for pin in $PINS; do
-    declare -A pid_of=()
     for cfg in $CONFIGS; do
-      pid_of[$cfg]=$(start_server "$cfg" "$pin"); PIDS+=("${pid_of[$cfg]}")
+      pid_of[$cfg]=$(start_server "$cfg" "$pin")
       wait_http "http://127.0.0.1:$(port_of "$cfg")$(w0_of "$cfg")"
     done
     sleep 1
@@ -100,7 +99,7 @@ for rep in $(seq "$REPS"); do
       done
     fi
     for cfg in $CONFIGS; do stop "${pid_of[$cfg]}"; done
-    PIDS=()
+    pid_of=()
   done
 done
 python3 "$REPO/bench/api/table.py" "$WORK/results/raw.tsv"

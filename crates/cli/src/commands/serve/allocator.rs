@@ -9,7 +9,9 @@
 //! workload, two runs each): peak RSS after W2 29.4 / 28.7 → 26.5 / 26.4 MiB, after W5
 //! 29.2 / 28.8 → 27.8 / 27.4; pinned, three alternating runs each, CPU per request was no
 //! higher (W2 59–78 µs against 65–78, W5 19.5–20.7 against 18.5–28.0). A delay of 0 purged
-//! as much, at the price of one `madvise` per page freed.
+//! about as much (W5 27.4 / 27.5 MiB); 1 ms is the smaller step from the default. The full
+//! harness run that followed (run M in docs/BENCHMARKS.md) had W5 at 29.0 MB against 29.3
+//! before, within that figure's spread between runs.
 //!
 //! Written by hand because the `mimalloc` crate exposes no option setter: one call of
 //! mimalloc's own `mi_option_set`. Its value is read when a purge is scheduled, so setting it
